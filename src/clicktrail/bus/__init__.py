@@ -1,0 +1,1 @@
+"""Message bus: Kafka in production, an in-process queue in the embedded runtime."""

@@ -1,0 +1,39 @@
+"""Topic names and partition keys: one table so producers and consumers agree.
+
+Clicks and conversions are keyed by ``click_id`` so that a conversion lands on
+the partition (and worker) that holds its click; impressions by
+``impression_id``; conversions without a click id by user.
+"""
+
+from __future__ import annotations
+
+from clicktrail.contracts import AnyEvent, Click, Conversion, Impression
+
+PREFIX = "clicktrail"
+IMPRESSIONS = f"{PREFIX}.impressions"
+CLICKS = f"{PREFIX}.clicks"
+CONVERSIONS = f"{PREFIX}.conversions"
+ATTRIBUTED = f"{PREFIX}.attributed"
+VERDICTS = f"{PREFIX}.verdicts"
+CONFLICTS = f"{PREFIX}.conflicts"
+ALERTS = f"{PREFIX}.alerts"
+DEAD_LETTERS = f"{PREFIX}.dead_letters"
+
+EVENT_TOPICS = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
+ALL_TOPICS = (IMPRESSIONS, CLICKS, CONVERSIONS, ATTRIBUTED, VERDICTS, CONFLICTS, ALERTS,
+              DEAD_LETTERS)
+
+
+def topic_for(event: AnyEvent) -> str:
+    return EVENT_TOPICS[event.type]
+
+
+def partition_key(event: AnyEvent) -> str:
+    """The key that co-partitions everything one join needs."""
+    if isinstance(event, Click):
+        return event.click_id
+    if isinstance(event, Conversion):
+        return event.click_id or event.user.user_id or event.event_id
+    if isinstance(event, Impression):
+        return event.impression_id
+    raise TypeError(f"not an event: {type(event).__name__}")

@@ -1,0 +1,188 @@
+"""What each sub-command does, given parsed arguments. Returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import structlog
+
+from clicktrail.cli import service_file
+from clicktrail.cli.output import tsv_to_table
+from clicktrail.config import load_registry
+from clicktrail.contracts.jsonschema import generate
+from clicktrail.runtime.embedded import EmbeddedRuntime, IntakeStats
+from clicktrail.sinks.migrations import migrate as apply_migrations
+from clicktrail.sinks.store import Store, StoreError, chdb_path
+
+log = structlog.get_logger("clicktrail.cli")
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    path = chdb_path(args.store)
+    if path is not None and (url := service_file.running_service(path)):
+        raise StoreError(
+            f"the embedded store {path} is held by the service at {url}; stop it first "
+            "(clicktrail query goes through it)"
+        )
+    return Store(args.store, args.database)
+
+
+def migrate(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    result = apply_migrations(store)
+    for label in result.applied:
+        print(f"applied  {label}")
+    for label in result.skipped:
+        print(f"present  {label}")
+    for label in result.changed:
+        print(f"warning: {label} changed after it was applied; write a new migration instead",
+              file=sys.stderr)
+    print(f"database {store.database} at {store.dsn} is up to date")
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    from clicktrail.runtime.replay import replay as run_replay
+
+    missing = [f for f in args.files if f != "-" and not Path(f).is_file()]
+    if missing:
+        print(f"clicktrail: error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    registry = load_registry(args.config)
+    store = _open_store(args)
+    apply_migrations(store)
+    runtime = EmbeddedRuntime(registry, store)
+
+    def progress(stats: IntakeStats, elapsed: float) -> None:
+        rate = stats.read / elapsed if elapsed else 0.0
+        print(
+            f"  {stats.read:,} read, {stats.accepted:,} accepted, "
+            f"{stats.dead_lettered:,} dead-lettered ({rate:,.0f}/s)",
+            file=sys.stderr,
+        )
+
+    stats = run_replay(runtime, args.files, progress)
+    print(_summary(stats))
+    return 0
+
+
+def _summary(stats: IntakeStats) -> str:
+    line = f"read {stats.read}, accepted {stats.accepted}, dead-lettered {stats.dead_lettered}"
+    if stats.reasons:
+        reasons = ", ".join(f"{r}: {n}" for r, n in stats.reasons.most_common())
+        line += f" ({reasons})"
+    return line
+
+
+def query(args: argparse.Namespace) -> int:
+    path = chdb_path(args.store)
+    fmt = "tsv" if args.format == "table" else args.format
+    url = service_file.running_service(path) if path is not None else None
+    if url is not None:
+        result = _query_service(url, args.sql, fmt)
+    else:
+        result = Store(args.store, args.database).read_only(args.sql, fmt)
+    sys.stdout.write(tsv_to_table(result) if args.format == "table" else result.decode())
+    sys.stdout.flush()
+    return 0
+
+
+def _query_service(url: str, sql: str, fmt: str) -> bytes:
+    target = f"{url}/v1/query?{urllib.parse.urlencode({'format': fmt})}"
+    request = urllib.request.Request(target, data=sql.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.loads(error.read()).get("message", error.reason)
+        except ValueError:
+            message = error.reason
+        raise StoreError(str(message)) from None
+    except urllib.error.URLError as error:
+        raise StoreError(f"the service at {url} did not answer: {error.reason}") from None
+
+
+def schemas(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    files = generate()
+    if args.check:
+        stale = [
+            name for name, text in files.items()
+            if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text
+        ]
+        extra = sorted(p.name for p in out.glob("*.json") if p.name not in files) if out.is_dir() else []
+        if stale or extra:
+            print(f"schemas in {out} are out of date: {', '.join(stale + extra)}; "
+                  "run 'clicktrail schemas'", file=sys.stderr)
+            return 1
+        print(f"{len(files)} schemas in {out} match the models")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    print(f"wrote {len(files)} schemas to {out}")
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    registry = load_registry(args.config)
+    print(
+        f"{args.config} is valid: {len(registry.advertisers)} advertisers, "
+        f"{len(registry.brands)} brands, {len(registry.campaigns)} campaigns, "
+        f"{len(registry.partners)} partners, {len(registry.actions)} actions, "
+        f"{len(registry.alerts.destinations)} alert destinations"
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from clicktrail.edge.app import build_app
+
+    registry = load_registry(args.config)
+    store = _open_store(args)
+    apply_migrations(store)
+    runtime = EmbeddedRuntime(registry, store)
+    app = build_app(runtime)
+    url = f"http://{args.host}:{args.port}"
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+        log_level="warning", access_log=False, lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    path = chdb_path(store.dsn)
+    if path is not None:
+        service_file.write(path, url)
+    print(_banner(url, store), flush=True)
+    try:
+        server.run()
+    finally:
+        if path is not None:
+            service_file.remove(path)
+    if not server.started:
+        print(f"clicktrail: error: could not listen on {args.host}:{args.port}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _banner(url: str, store: Store) -> str:
+    sample = (
+        '{"type":"click","event_id":"evt-1","ts":"2026-01-01T12:00:00Z",'
+        '"click_id":"clk-1","campaign_id":"cmp-1","partner_id":"aff-1"}'
+    )
+    return (
+        f"clicktrail listening on {url}  (store: {store.dsn}, database: {store.database})\n"
+        f"Send a first event:\n"
+        f"  curl -s -X POST {url}/v1/events -H 'content-type: application/json' -d '{sample}'\n"
+        f"Then look at it:\n"
+        f"  clicktrail query \"SELECT event_id, campaign_id, partner_id FROM "
+        f"{store.database}.clicks\""
+    )

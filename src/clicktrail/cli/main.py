@@ -1,0 +1,152 @@
+"""``clicktrail``: the command-line entry point.
+
+Each sub-command reads the configuration and opens the store once, then hands
+them to a runtime. Errors a user can fix are one line on stderr and exit code
+2 (usage/config) or 1 (the store or the run failed); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from clicktrail import __version__, logs
+from clicktrail.config import ConfigError
+from clicktrail.sinks.store import DEFAULT_DATABASE, DEFAULT_DSN, StoreError
+
+log = structlog.get_logger("clicktrail.cli")
+
+ENV_STORE = "CLICKTRAIL_STORE"
+ENV_CONFIG = "CLICKTRAIL_CONFIG"
+ENV_DATABASE = "CLICKTRAIL_DATABASE"
+
+
+class UsageError(Exception):
+    """Bad arguments: exit code 2."""
+
+
+def _common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
+    parser.add_argument(
+        "--store",
+        default=os.environ.get(ENV_STORE, DEFAULT_DSN),
+        metavar="DSN",
+        help=f"ClickHouse target: chdb://DIR (embedded) or http://HOST:8123 "
+        f"(default: ${ENV_STORE} or %(default)s)",
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(ENV_DATABASE, DEFAULT_DATABASE),
+        help="database holding clicktrail's tables (default: %(default)s)",
+    )
+    if config:
+        parser.add_argument(
+            "--config",
+            default=os.environ.get(ENV_CONFIG),
+            metavar="FILE",
+            help=f"registry YAML: advertisers, brands, campaigns, partners, rules "
+            f"(default: ${ENV_CONFIG}; none means no business set up)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clicktrail.cli import commands
+
+    parser = argparse.ArgumentParser(
+        prog="clicktrail",
+        description="Streaming conversion tracking: attribution, fraud and brand-conflict "
+        "detection, per-action conversion models, ClickHouse analytics.",
+        epilog="Run 'clicktrail COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"clicktrail {__version__}")
+    parser.add_argument(
+        "--log-format", choices=["auto", "json", "console"], default="auto",
+        help="log lines as JSON or readable text (auto: text on a terminal)",
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run", help="run the service: HTTP intake + processing on the embedded runtime",
+        description="Start the tracking service on the embedded runtime (in-process bus, "
+        "ClickHouse via chDB by default). Prints where it listens and a curl to try it.",
+    )
+    _common(run)
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    run.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    run.set_defaults(handler=commands.run)
+
+    replay = sub.add_parser(
+        "replay", help="feed JSONL event files through the pipeline",
+        description="Validate and process JSONL files (one event per line, .gz ok, - for "
+        "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed.",
+    )
+    _common(replay)
+    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.set_defaults(handler=commands.replay)
+
+    query = sub.add_parser(
+        "query", help="run read-only SQL against the store",
+        description="Run SQL with readonly=1. When 'clicktrail run' holds the embedded store, "
+        "the query goes through the running service.",
+    )
+    _common(query, config=False)
+    query.add_argument("sql", help='e.g. "SELECT count() FROM clicktrail.clicks"')
+    query.add_argument(
+        "--format", choices=["table", "csv", "tsv", "json"], default="table",
+        help="output format (default: %(default)s)",
+    )
+    query.set_defaults(handler=commands.query)
+
+    migrate = sub.add_parser(
+        "migrate", help="create or upgrade the ClickHouse tables (idempotent)",
+        description="Apply schemas/clickhouse/NNN_*.sql in order; already applied files are skipped.",
+    )
+    _common(migrate, config=False)
+    migrate.set_defaults(handler=commands.migrate)
+
+    schemas = sub.add_parser(
+        "schemas", help="write (or check) the JSON Schemas of the event contract",
+        description="Generate JSON Schemas from the pydantic models into a directory.",
+    )
+    schemas.add_argument("--out", default="schemas/events", help="directory (default: %(default)s)")
+    schemas.add_argument(
+        "--check", action="store_true", help="fail if the files differ from the models"
+    )
+    schemas.set_defaults(handler=commands.schemas)
+
+    check = sub.add_parser(
+        "check-config", help="validate a registry file and summarize it",
+        description="Load the registry YAML and report every problem with its key.",
+    )
+    check.add_argument("config", metavar="FILE")
+    check.set_defaults(handler=commands.check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(args.log_format, args.log_level)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, UsageError) as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 2
+    except StoreError as error:
+        print(f"clicktrail: store error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # e.g. `clicktrail query ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

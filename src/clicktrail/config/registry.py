@@ -1,0 +1,244 @@
+"""The configuration registry: advertisers, brands, campaigns, partners, actions, rules, alerts.
+
+One YAML file describes the whole business setup. It is validated once, at
+start-up, and handed down as an immutable object; nothing reads the file later.
+Cross references (a campaign's advertiser, a partner's authorized brand...) are
+checked here so that a typo fails with the offending key, not at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from clicktrail.contracts.common import ActionName
+from clicktrail.contracts.events import STANDARD_ACTIONS, Channel
+from clicktrail.contracts.records import AttributionModel, Severity
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+Key = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:~\-]{1,128}$")]
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower().rstrip(".")
+    if not _DOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a valid domain name (e.g. shop.example.com)")
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid CIDR range (e.g. 203.0.113.0/24)") from None
+
+
+def _term(value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("brand term must not be empty")
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Term = Annotated[str, AfterValidator(_term)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Advertiser(Section):
+    name: str = ""
+    postback_secret: str = Field(
+        min_length=16, description="Shared secret for postback HMAC signatures (>= 16 chars)"
+    )
+
+
+class Brand(Section):
+    advertiser: Key
+    terms: list[Term] = Field(min_length=1, description="Brand terms matched in keywords")
+    misspellings: list[Term] = Field(default_factory=list)
+    official_domains: list[Domain] = Field(default_factory=list)
+    official_campaigns: list[Key] = Field(default_factory=list)
+    official_accounts: list[Key] = Field(default_factory=list)
+
+
+class AttributionSettings(Section):
+    model: AttributionModel = AttributionModel.last_click
+    click_window_days: float = Field(30, gt=0, le=365)
+    view_window_days: float = Field(1, ge=0, le=30)
+    conversion_grace_seconds: float = Field(
+        300, ge=0, description="How long a conversion waits for a late click"
+    )
+
+
+class Campaign(Section):
+    advertiser: Key
+    brand: Key | None = None
+    channel: Channel = Channel.other
+    landing_url: str = Field(description="Redirect target; macros like {click_id} are expanded")
+    landing_domains: list[Domain] = Field(
+        default_factory=list, description="Domains a redirect may go to (landing_url's included)"
+    )
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+
+
+class Authorization(Section):
+    brand: Key
+    channels: list[Channel] = Field(min_length=1)
+    terms: list[Term] = Field(
+        default_factory=list, description="Brand terms this partner may bid on (empty: none)"
+    )
+
+
+class Partner(Section):
+    name: str = ""
+    authorized: list[Authorization] = Field(default_factory=list)
+
+
+TxidPolicy = Literal["ignore", "new", "update"]
+
+
+class Action(Section):
+    txid_policy: TxidPolicy = Field(
+        "update",
+        description="Repeated txid: ignore it, count a new conversion, or update status/amount",
+    )
+    min_ctit_seconds: float = Field(
+        0, ge=0, description="Click-to-conversion time below which a conversion is injection"
+    )
+
+
+class PrivacySettings(Section):
+    ip_mode: Literal["truncate", "hash", "none"] = "truncate"
+    ip_hash_key: str = Field("", description="HMAC key for ip_mode=hash")
+
+    @model_validator(mode="after")
+    def _hash_needs_key(self) -> PrivacySettings:
+        if self.ip_mode == "hash" and len(self.ip_hash_key) < 16:
+            raise ValueError("ip_mode 'hash' needs ip_hash_key of at least 16 characters")
+        return self
+
+
+class IntakeSettings(Section):
+    max_event_bytes: int = Field(65_536, ge=256, le=10_485_760)
+    max_future_skew_seconds: float = Field(
+        3600, ge=0, description="Events further in the future than this are rejected"
+    )
+
+
+class FraudSettings(Section):
+    window_seconds: float = Field(3600, gt=0)
+    max_clicks_per_ip: int = Field(30, ge=1)
+    max_clicks_per_device: int = Field(20, ge=1)
+    late_ctit_seconds: float = Field(86_400, gt=0)
+    late_ctit_share: float = Field(0.30, gt=0, le=1)
+    datacenter_cidrs: list[Cidr] = Field(default_factory=list)
+    bot_user_agents: list[str] = Field(
+        default_factory=lambda: ["bot", "crawler", "spider", "headless", "phantomjs", "selenium"]
+    )
+    partner_share_alert: float = Field(0.2, gt=0, le=1)
+
+
+class Destination(Section):
+    kind: Literal["webhook", "slack", "email", "log"]
+    url: str | None = None
+    secret: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    to: list[str] = Field(default_factory=list)
+    sender: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Destination:
+        if self.kind in ("webhook", "slack") and not self.url:
+            raise ValueError(f"a {self.kind} destination needs a url")
+        if self.kind == "email" and not (self.smtp_host and self.to):
+            raise ValueError("an email destination needs smtp_host and to")
+        return self
+
+
+class Route(Section):
+    kinds: list[Literal["brand_conflict", "fraud_share", "anomaly"]] = Field(
+        default_factory=lambda: ["brand_conflict", "fraud_share", "anomaly"]
+    )
+    brands: list[Key] = Field(default_factory=list, description="Empty: every brand")
+    min_severity: Severity = Severity.warning
+    destinations: list[Key] = Field(min_length=1)
+
+
+class AlertSettings(Section):
+    cooldown_seconds: float = Field(3600, ge=0)
+    destinations: dict[Key, Destination] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+
+
+class Registry(Section):
+    """Everything clicktrail knows about the business it tracks."""
+
+    advertisers: dict[Key, Advertiser] = Field(default_factory=dict)
+    brands: dict[Key, Brand] = Field(default_factory=dict)
+    campaigns: dict[Key, Campaign] = Field(default_factory=dict)
+    partners: dict[Key, Partner] = Field(default_factory=dict)
+    actions: dict[ActionName, Action] = Field(
+        default_factory=lambda: {name: Action() for name in STANDARD_ACTIONS}
+    )
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    fraud: FraudSettings = Field(default_factory=FraudSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @model_validator(mode="after")
+    def _references(self) -> Registry:
+        problems = list(self._broken_references())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _broken_references(self) -> list[str]:
+        problems = []
+        for key, brand in self.brands.items():
+            if brand.advertiser not in self.advertisers:
+                problems.append(f"brands.{key}.advertiser: unknown advertiser {brand.advertiser!r}")
+            for campaign in brand.official_campaigns:
+                if campaign not in self.campaigns:
+                    problems.append(
+                        f"brands.{key}.official_campaigns: unknown campaign {campaign!r}"
+                    )
+        problems.extend(self._overlapping_terms())
+        for key, campaign in self.campaigns.items():
+            if campaign.advertiser not in self.advertisers:
+                problems.append(
+                    f"campaigns.{key}.advertiser: unknown advertiser {campaign.advertiser!r}"
+                )
+            if campaign.brand is not None and campaign.brand not in self.brands:
+                problems.append(f"campaigns.{key}.brand: unknown brand {campaign.brand!r}")
+        for key, partner in self.partners.items():
+            for i, grant in enumerate(partner.authorized):
+                if grant.brand not in self.brands:
+                    problems.append(
+                        f"partners.{key}.authorized[{i}].brand: unknown brand {grant.brand!r}"
+                    )
+        for i, route in enumerate(self.alerts.routes):
+            for dest in route.destinations:
+                if dest not in self.alerts.destinations:
+                    problems.append(f"alerts.routes[{i}].destinations: unknown destination {dest!r}")
+        return problems
+
+    def _overlapping_terms(self) -> list[str]:
+        owner: dict[str, str] = {}
+        problems = []
+        for key, brand in self.brands.items():
+            for term in [*brand.terms, *brand.misspellings]:
+                folded = term.casefold()
+                if owner.get(folded, key) != key:
+                    problems.append(
+                        f"brands.{key}.terms: {term!r} is also a term of brand {owner[folded]!r}"
+                    )
+                owner[folded] = key
+        return problems

@@ -1,0 +1,48 @@
+"""Strip personal data from user context before an event leaves the intake.
+
+Truncation keeps the network (/24 for IPv4, /48 for IPv6) so datacenter ranges
+and per-network click counts still work; hashing keeps per-address counts
+without the address. ``none`` exists for closed test environments only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable
+from typing import Literal
+
+IpMode = Literal["truncate", "hash", "none"]
+HASH_PREFIX = "h:"
+
+
+def truncate_ip(value: str) -> str:
+    """``203.0.113.77`` -> ``203.0.113.0``; ``2001:db8:1:2::5`` -> ``2001:db8:1::``."""
+    address = ipaddress.ip_address(value)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def ip_anonymizer(mode: IpMode, key: str = "") -> Callable[[str], str]:
+    """Build the per-event function once, so the hot path has no branching."""
+    if mode == "none":
+        return lambda value: value
+    if mode == "truncate":
+
+        def truncate(value: str) -> str:
+            if value.startswith(HASH_PREFIX):
+                return value
+            return truncate_ip(value)
+
+        return truncate
+    secret = key.encode()
+
+    def hash_ip(value: str) -> str:
+        if value.startswith(HASH_PREFIX):
+            return value
+        canonical = str(ipaddress.ip_address(value))
+        digest = hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()[:24]
+        return HASH_PREFIX + digest
+
+    return hash_ip
