@@ -20,8 +20,16 @@ ALERTS = f"{PREFIX}.alerts"
 DEAD_LETTERS = f"{PREFIX}.dead_letters"
 
 EVENT_TOPICS = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
-ALL_TOPICS = (IMPRESSIONS, CLICKS, CONVERSIONS, ATTRIBUTED, VERDICTS, CONFLICTS, ALERTS,
-              DEAD_LETTERS)
+ALL_TOPICS = (
+    IMPRESSIONS,
+    CLICKS,
+    CONVERSIONS,
+    ATTRIBUTED,
+    VERDICTS,
+    CONFLICTS,
+    ALERTS,
+    DEAD_LETTERS,
+)
 
 
 def topic_for(event: AnyEvent) -> str:

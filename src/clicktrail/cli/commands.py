@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -41,8 +42,10 @@ def migrate(args: argparse.Namespace) -> int:
     for label in result.skipped:
         print(f"present  {label}")
     for label in result.changed:
-        print(f"warning: {label} changed after it was applied; write a new migration instead",
-              file=sys.stderr)
+        print(
+            f"warning: {label} changed after it was applied; write a new migration instead",
+            file=sys.stderr,
+        )
     print(f"database {store.database} at {store.dsn} is up to date")
     return 0
 
@@ -114,13 +117,18 @@ def schemas(args: argparse.Namespace) -> int:
     files = generate()
     if args.check:
         stale = [
-            name for name, text in files.items()
+            name
+            for name, text in files.items()
             if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text
         ]
-        extra = sorted(p.name for p in out.glob("*.json") if p.name not in files) if out.is_dir() else []
+        present = out.glob("*.json") if out.is_dir() else []
+        extra = sorted(p.name for p in present if p.name not in files)
         if stale or extra:
-            print(f"schemas in {out} are out of date: {', '.join(stale + extra)}; "
-                  "run 'clicktrail schemas'", file=sys.stderr)
+            print(
+                f"schemas in {out} are out of date: {', '.join(stale + extra)}; "
+                "run 'clicktrail schemas'",
+                file=sys.stderr,
+            )
             return 1
         print(f"{len(files)} schemas in {out} match the models")
         return 0
@@ -154,14 +162,23 @@ def run(args: argparse.Namespace) -> int:
     app = build_app(runtime)
     url = f"http://{args.host}:{args.port}"
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-        log_level="warning", access_log=False, lifespan="on",
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     path = chdb_path(store.dsn)
     if path is not None:
         service_file.write(path, url)
     print(_banner(url, store), flush=True)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: a handler here turns
+    # that into a normal return so the service file is removed and the exit code is 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         server.run()
     finally:
@@ -183,6 +200,6 @@ def _banner(url: str, store: Store) -> str:
         f"Send a first event:\n"
         f"  curl -s -X POST {url}/v1/events -H 'content-type: application/json' -d '{sample}'\n"
         f"Then look at it:\n"
-        f"  clicktrail query \"SELECT event_id, campaign_id, partner_id FROM "
-        f"{store.database}.clicks\""
+        f'  clicktrail query "SELECT event_id, campaign_id, partner_id FROM '
+        f'{store.database}.clicks"'
     )

@@ -63,24 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"clicktrail {__version__}")
     parser.add_argument(
-        "--log-format", choices=["auto", "json", "console"], default="auto",
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default="auto",
         help="log lines as JSON or readable text (auto: text on a terminal)",
     )
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
-        "run", help="run the service: HTTP intake + processing on the embedded runtime",
+        "run",
+        help="run the service: HTTP intake + processing on the embedded runtime",
         description="Start the tracking service on the embedded runtime (in-process bus, "
         "ClickHouse via chDB by default). Prints where it listens and a curl to try it.",
     )
     _common(run)
-    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    run.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
     run.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     run.set_defaults(handler=commands.run)
 
     replay = sub.add_parser(
-        "replay", help="feed JSONL event files through the pipeline",
+        "replay",
+        help="feed JSONL event files through the pipeline",
         description="Validate and process JSONL files (one event per line, .gz ok, - for "
         "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed.",
     )
@@ -89,27 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=commands.replay)
 
     query = sub.add_parser(
-        "query", help="run read-only SQL against the store",
+        "query",
+        help="run read-only SQL against the store",
         description="Run SQL with readonly=1. When 'clicktrail run' holds the embedded store, "
         "the query goes through the running service.",
     )
     _common(query, config=False)
     query.add_argument("sql", help='e.g. "SELECT count() FROM clicktrail.clicks"')
     query.add_argument(
-        "--format", choices=["table", "csv", "tsv", "json"], default="table",
+        "--format",
+        choices=["table", "csv", "tsv", "json"],
+        default="table",
         help="output format (default: %(default)s)",
     )
     query.set_defaults(handler=commands.query)
 
     migrate = sub.add_parser(
-        "migrate", help="create or upgrade the ClickHouse tables (idempotent)",
-        description="Apply schemas/clickhouse/NNN_*.sql in order; already applied files are skipped.",
+        "migrate",
+        help="create or upgrade the ClickHouse tables (idempotent)",
+        description="Apply schemas/clickhouse/NNN_*.sql in order; applied files are skipped.",
     )
     _common(migrate, config=False)
     migrate.set_defaults(handler=commands.migrate)
 
     schemas = sub.add_parser(
-        "schemas", help="write (or check) the JSON Schemas of the event contract",
+        "schemas",
+        help="write (or check) the JSON Schemas of the event contract",
         description="Generate JSON Schemas from the pydantic models into a directory.",
     )
     schemas.add_argument("--out", default="schemas/events", help="directory (default: %(default)s)")
@@ -119,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.set_defaults(handler=commands.schemas)
 
     check = sub.add_parser(
-        "check-config", help="validate a registry file and summarize it",
+        "check-config",
+        help="validate a registry file and summarize it",
         description="Load the registry YAML and report every problem with its key.",
     )
     check.add_argument("config", metavar="FILE")

@@ -101,6 +101,8 @@ class Partner(Section):
     authorized: list[Authorization] = Field(default_factory=list)
 
 
+AlertKind = Literal["brand_conflict", "fraud_share", "anomaly"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("brand_conflict", "fraud_share", "anomaly")
 TxidPolicy = Literal["ignore", "new", "update"]
 
 
@@ -164,9 +166,7 @@ class Destination(Section):
 
 
 class Route(Section):
-    kinds: list[Literal["brand_conflict", "fraud_share", "anomaly"]] = Field(
-        default_factory=lambda: ["brand_conflict", "fraud_share", "anomaly"]
-    )
+    kinds: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS))
     brands: list[Key] = Field(default_factory=list, description="Empty: every brand")
     min_severity: Severity = Severity.warning
     destinations: list[Key] = Field(min_length=1)
@@ -211,13 +211,13 @@ class Registry(Section):
                         f"brands.{key}.official_campaigns: unknown campaign {campaign!r}"
                     )
         problems.extend(self._overlapping_terms())
-        for key, campaign in self.campaigns.items():
-            if campaign.advertiser not in self.advertisers:
+        for key, camp in self.campaigns.items():
+            if camp.advertiser not in self.advertisers:
                 problems.append(
-                    f"campaigns.{key}.advertiser: unknown advertiser {campaign.advertiser!r}"
+                    f"campaigns.{key}.advertiser: unknown advertiser {camp.advertiser!r}"
                 )
-            if campaign.brand is not None and campaign.brand not in self.brands:
-                problems.append(f"campaigns.{key}.brand: unknown brand {campaign.brand!r}")
+            if camp.brand is not None and camp.brand not in self.brands:
+                problems.append(f"campaigns.{key}.brand: unknown brand {camp.brand!r}")
         for key, partner in self.partners.items():
             for i, grant in enumerate(partner.authorized):
                 if grant.brand not in self.brands:
@@ -227,7 +227,9 @@ class Registry(Section):
         for i, route in enumerate(self.alerts.routes):
             for dest in route.destinations:
                 if dest not in self.alerts.destinations:
-                    problems.append(f"alerts.routes[{i}].destinations: unknown destination {dest!r}")
+                    problems.append(
+                        f"alerts.routes[{i}].destinations: unknown destination {dest!r}"
+                    )
         return problems
 
     def _overlapping_terms(self) -> list[str]:

@@ -37,9 +37,7 @@ def _parse_event_time(value: Any) -> Any:
         try:
             parsed = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
-            raise ValueError(
-                "event time must be RFC 3339, e.g. 2026-05-01T12:00:00Z"
-            ) from None
+            raise ValueError("event time must be RFC 3339, e.g. 2026-05-01T12:00:00Z") from None
         if parsed.tzinfo is None:
             raise ValueError("event time needs a UTC offset, e.g. 2026-05-01T12:00:00Z")
         return parsed

@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Protocol, TypeVar
 
-In = TypeVar("In", contravariant=True)
-Out = TypeVar("Out", covariant=True)
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
 
 StateStore = MutableMapping[str, Any]
 """Keyed processor state. Values must be JSON-friendly so a changelog can hold them."""
 
 
-class Processor(Protocol[In, Out]):
+class Processor(Protocol[In_contra, Out_co]):
     """Pure step: one input in, zero or more outputs out; state only via a StateStore."""
 
-    def __call__(self, item: In) -> Iterable[Out]: ...
+    def __call__(self, item: In_contra) -> Iterable[Out_co]: ...
 
 
 class Sink(Protocol):

@@ -53,7 +53,8 @@ def split_batch(body: bytes, content_type: str) -> list[Any]:
         return [line for line in body.splitlines() if line.strip()]
     if content_type not in JSON_TYPES:
         raise EdgeError(
-            415, "unsupported_media_type",
+            415,
+            "unsupported_media_type",
             "send application/json (an event or an array) or application/x-ndjson",
         )
     try:
@@ -63,13 +64,18 @@ def split_batch(body: bytes, content_type: str) -> list[Any]:
     return data if isinstance(data, list) else [data]
 
 
-def build_app(runtime: EmbeddedRuntime, *, query_token: str | None = None) -> Starlette:
-    limit = runtime.registry.intake.max_event_bytes * 64
-    token = query_token if query_token is not None else os.environ.get(QUERY_TOKEN_ENV)
+class Endpoints:
+    """Request handlers over one runtime; each is a plain async function of a request."""
 
-    async def intake_events(request: Request) -> Response:
+    def __init__(self, runtime: EmbeddedRuntime, query_token: str | None) -> None:
+        self.runtime = runtime
+        self.body_limit = runtime.registry.intake.max_event_bytes * 64
+        self.query_token = query_token
+
+    async def intake_events(self, request: Request) -> Response:
+        runtime = self.runtime
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await read_body(request, limit)
+        body = await read_body(request, self.body_limit)
         try:
             items = split_batch(body, content_type)
         except EdgeError as error:
@@ -93,32 +99,39 @@ def build_app(runtime: EmbeddedRuntime, *, query_token: str | None = None) -> St
         status = 400 if accepted == 0 else 200
         return JSONResponse({"accepted": accepted, "rejected": rejected}, status_code=status)
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def readyz(request: Request) -> Response:
+    async def readyz(self, request: Request) -> Response:
         try:
-            await asyncio.to_thread(runtime.store.rows, "SELECT 1")
+            await asyncio.to_thread(self.runtime.store.rows, "SELECT 1")
         except StoreError as error:
             return error_response(503, "store_unavailable", str(error))
         return PlainTextResponse("ready")
 
-    async def query(request: Request) -> Response:
+    async def query(self, request: Request) -> Response:
         client = request.client.host if request.client else ""
         if not _loopback(client):
             supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not token or supplied != token:
-                raise EdgeError(403, "forbidden", f"SQL is served to loopback or with ${QUERY_TOKEN_ENV}")
+            if not self.query_token or supplied != self.query_token:
+                raise EdgeError(
+                    403, "forbidden", f"SQL is served to loopback or with ${QUERY_TOKEN_ENV}"
+                )
         sql = (await read_body(request, 1_048_576)).decode("utf-8", errors="replace").strip()
         sql = sql or request.query_params.get("sql", "")
         if not sql:
             raise EdgeError(400, "missing_sql", "send the SQL as the request body")
         output = request.query_params.get("format", "table")
         try:
-            result = await asyncio.to_thread(runtime.store.read_only, sql, output)
+            result = await asyncio.to_thread(self.runtime.store.read_only, sql, output)
         except StoreError as error:
             raise EdgeError(400, "query_failed", str(error)) from None
         return Response(result, media_type="text/plain; charset=utf-8")
+
+
+def build_app(runtime: EmbeddedRuntime, *, query_token: str | None = None) -> Starlette:
+    token = query_token if query_token is not None else os.environ.get(QUERY_TOKEN_ENV)
+    endpoints = Endpoints(runtime, token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -133,10 +146,10 @@ def build_app(runtime: EmbeddedRuntime, *, query_token: str | None = None) -> St
 
     return Starlette(
         routes=[
-            Route("/v1/events", intake_events, methods=["POST"]),
-            Route("/v1/query", query, methods=["GET", "POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
+            Route("/v1/events", endpoints.intake_events, methods=["POST"]),
+            Route("/v1/query", endpoints.query, methods=["GET", "POST"]),
+            Route("/healthz", endpoints.healthz),
+            Route("/readyz", endpoints.readyz),
         ],
         exception_handlers={EdgeError: handle_edge_error},
         lifespan=lifespan,

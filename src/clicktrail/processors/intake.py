@@ -100,8 +100,10 @@ class Intake:
         if event_type not in EVENT_TYPES:
             known = ", ".join(EVENT_TYPES)
             return Rejection(
-                "unknown_type", f"unknown event type {event_type!r}; expected one of {known}",
-                str(event_type)[:64], event_id,
+                "unknown_type",
+                f"unknown event type {event_type!r}; expected one of {known}",
+                str(event_type)[:64],
+                event_id,
             )
         try:
             event = EVENT_ADAPTER.validate_python(data)
@@ -116,7 +118,8 @@ class Intake:
                 "future_timestamp",
                 f"ts {event.ts.isoformat()} is more than "
                 f"{self.max_future_skew.total_seconds():.0f} s in the future",
-                event_type, event_id,
+                event_type,
+                event_id,
             )
         return self._anonymized(event)
 
@@ -128,8 +131,10 @@ class Intake:
             safe = self._anonymize_ip(ip)
         except ValueError:
             return Rejection(
-                "invalid_field", f"user.ip: {ip[:64]!r} is not an IPv4 or IPv6 address",
-                event.type, event.event_id,
+                "invalid_field",
+                f"user.ip: {ip[:64]!r} is not an IPv4 or IPv6 address",
+                event.type,
+                event.event_id,
             )
         if safe == ip:
             return event

@@ -73,5 +73,3 @@ def describe(store: Store, table: str, fields: set[str] | None = None) -> TableS
         columns.append(name)
         empties.append(None if ch_type.startswith("Nullable") else _empty_for(ch_type))
     return TableShape(table, tuple(columns), tuple(empties))
-
-

@@ -21,8 +21,12 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 DEFAULT_DSN = "chdb://./var/clicktrail"
 DEFAULT_DATABASE = "clicktrail"
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-QUERY_OUTPUT_FORMATS = {"table": "TSVWithNames", "tsv": "TSVWithNames", "csv": "CSVWithNames",
-                        "json": "JSONEachRow"}
+QUERY_OUTPUT_FORMATS = {
+    "table": "TSVWithNames",
+    "tsv": "TSVWithNames",
+    "csv": "CSVWithNames",
+    "json": "JSONEachRow",
+}
 
 
 class StoreError(Exception):
@@ -57,6 +61,7 @@ class Store:
     dsn: str
     database: str = DEFAULT_DATABASE
     client: Client = field(init=False, repr=False)
+    _reader: Client | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if not _DATABASE_NAME.match(self.database):
@@ -65,10 +70,21 @@ class Store:
         path = chdb_path(self.dsn)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
+        self.client = self._connect()
+
+    def _connect(self, **settings: Any) -> Client:
         try:
-            self.client = clickhouse_connect.get_client(dsn=self.dsn)
+            return clickhouse_connect.get_client(dsn=self.dsn, settings=settings or None)
         except Exception as error:  # the driver raises many kinds; callers need one
             raise StoreError(f"cannot open store {self.dsn}: {_first_line(error)}") from None
+
+    @property
+    def reader(self) -> Client:
+        """A separate read-only session: settings stick to a chDB session, so the
+        writer's session must never see ``readonly=1``."""
+        if self._reader is None:
+            self._reader = self._connect(readonly=1)
+        return self._reader
 
     @property
     def embedded(self) -> bool:
@@ -83,7 +99,7 @@ class Store:
     def insert(
         self,
         table: str,
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[tuple[Any, ...]],
         columns: Sequence[str],
         dedup_token: str | None = None,
     ) -> None:
@@ -97,7 +113,7 @@ class Store:
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         try:
-            return list(self.client.query(sql, parameters=parameters).result_rows)
+            return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
         except ClickHouseError as error:
             raise StoreError(_first_line(error)) from None
 
@@ -105,22 +121,22 @@ class Store:
         """Run analyst SQL with ``readonly=1``: reads only, whatever the statement says."""
         fmt = QUERY_OUTPUT_FORMATS.get(output)
         if fmt is None:
-            raise StoreError(f"unknown output format {output!r}; use one of {', '.join(QUERY_OUTPUT_FORMATS)}")
+            choices = ", ".join(QUERY_OUTPUT_FORMATS)
+            raise StoreError(f"unknown output format {output!r}; use one of {choices}")
         try:
-            return bytes(
-                self.client.raw_query(sql, settings={"readonly": 1}, fmt=fmt)
-            )
+            return bytes(self.reader.raw_query(sql, settings={"readonly": 1}, fmt=fmt))
         except ClickHouseError as error:
             raise StoreError(_first_line(error)) from None
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self.client.close()
 
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return line[:500]
+        if line.strip():
+            return line.strip()[:500]
     return type(error).__name__

@@ -1,0 +1,200 @@
+"""The ``clicktrail`` command as a user runs it: separate processes, real chDB store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "clicktrail.example.yaml"
+
+CLI = [sys.executable, "-m", "clicktrail.cli.main"]
+COMMANDS = ["run", "replay", "query", "migrate", "schemas", "check-config"]
+
+MIXED = [
+    '{"type":"impression","event_id":"i1","ts":"2026-03-01T10:00:00Z","impression_id":"imp-1",'
+    '"campaign_id":"acme-brand-search","partner_id":"agency-search","channel":"search",'
+    '"keyword":"acme shoes","user":{"ip":"203.0.113.77","country":"DE"}}',
+    '{"type":"click","event_id":"c1","ts":"2026-03-01T10:00:05Z","click_id":"clk-1",'
+    '"campaign_id":"acme-brand-search","partner_id":"agency-search","user":{"user_id":"u1"}}',
+    '{"type":"click","event_id":"c2","ts":1772359210000,"click_id":"clk-2",'
+    '"campaign_id":"acme-brand-search","partner_id":"aff-coupons"}',
+    '{"type":"conversion","event_id":"v1","ts":"2026-03-01T10:10:00Z","click_id":"clk-1",'
+    '"action":"purchase","revenue":49.9,"payout":5}',
+    "this is not json",
+    '{"type":"refund","event_id":"x1"}',
+    '{"type":"click","event_id":"c3","ts":"2026-03-01T10:00:05Z","campaign_id":"c"}',
+    "",
+    '{"type":"click","event_id":"c4","ts":"2099-01-01T00:00:00Z","click_id":"k",'
+    '"campaign_id":"c","partner_id":"p"}',
+]
+
+
+def cli(
+    *args: str, cwd: Path, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "CLICKTRAIL_CONFIG": str(EXAMPLE_CONFIG)},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, tmp_path: Path) -> None:
+    result = cli(command, "--help", cwd=tmp_path)
+    assert "usage: clicktrail" in result.stdout
+    assert "--store" in result.stdout or command in ("schemas", "check-config")
+
+
+def test_replay_lands_valid_events_and_dead_letters_the_rest(tmp_path: Path) -> None:
+    events = tmp_path / "mixed.jsonl"
+    events.write_text("\n".join(MIXED) + "\n", encoding="utf-8")
+    result = cli("replay", str(events), cwd=tmp_path)
+    assert result.stdout.startswith("read 8, accepted 4, dead-lettered 4")
+    assert "invalid_json: 1" in result.stdout and "future_timestamp: 1" in result.stdout
+
+    clicks = cli("query", "SELECT count() FROM clicktrail.clicks", "--format", "csv", cwd=tmp_path)
+    assert clicks.stdout.splitlines() == ['"count()"', "2"]
+    letters = cli(
+        "query",
+        "SELECT reason, source FROM clicktrail.dead_letters ORDER BY source",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    rows = [json.loads(line) for line in letters.stdout.splitlines()]
+    assert rows == [
+        {"reason": "invalid_json", "source": "replay:mixed.jsonl:5"},
+        {"reason": "unknown_type", "source": "replay:mixed.jsonl:6"},
+        {"reason": "invalid_field", "source": "replay:mixed.jsonl:7"},
+        {"reason": "future_timestamp", "source": "replay:mixed.jsonl:9"},
+    ]
+    ip = cli("query", "SELECT ip FROM clicktrail.impressions", "--format", "csv", cwd=tmp_path)
+    assert ip.stdout.splitlines()[1] == '"203.0.113.0"', "raw IPs never reach a table"
+    table = cli("query", "SELECT event_id FROM clicktrail.clicks ORDER BY event_id", cwd=tmp_path)
+    assert table.stdout.splitlines() == ["event_id", "--------", "c1", "c2", "(2 rows)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["replay", "absent.jsonl"], 2, "no such file: absent.jsonl"),
+        (["replay", "x.jsonl", "--config", "bad.yaml"], 2, "brands.acme.advertiser"),
+        (["query", "SELECT 1", "--store", "http://127.0.0.1:9"], 1, "cannot open store"),
+        (["query", "SELECT nonsense("], 1, "store error: Code: 62"),
+        (["query", "DROP DATABASE default"], 1, "readonly"),
+        (["migrate", "--store", "mysql://db"], 1, "unsupported store"),
+        (["check-config", "bad.yaml"], 2, "unknown advertiser 'ghost'"),
+    ],
+)
+def test_mistakes_get_one_clear_line(
+    args: list[str], code: int, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "x.jsonl").write_text(MIXED[1] + "\n", encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text(
+        "advertisers: {a: {postback_secret: 0123456789abcdef}}\n"
+        "brands: {acme: {advertiser: ghost, terms: [acme]}}\n",
+        encoding="utf-8",
+    )
+    result = cli(*args, cwd=tmp_path, check=False)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=body, headers={"content-type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_run_serves_intake_and_query_goes_through_it(tmp_path: Path) -> None:
+    port = free_port()
+    service = subprocess.Popen(
+        [*CLI, "run", "--port", str(port), "--config", str(EXAMPLE_CONFIG)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert service.stdout is not None
+        banner = service.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port}" in banner
+        assert "curl" in service.stdout.readline() + service.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                    assert response.read() == b"ready"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "service did not become ready"
+                time.sleep(0.2)
+
+        body = "\n".join(MIXED[:3] + MIXED[6:7]).encode()
+        status, answer = post(f"{base}/v1/events", body, "application/x-ndjson")
+        assert status == 200
+        assert answer["accepted"] == 3
+        assert answer["rejected"] == [
+            {
+                "index": 3,
+                "error": "invalid_field",
+                "message": "click_id: Field required; partner_id: Field required",
+            }
+        ]
+        status, answer = post(f"{base}/v1/events", b"[{", "application/json")
+        assert (status, answer["error"]) == (400, "invalid_json")
+        status, answer = post(f"{base}/v1/events", b"a=b", "application/x-www-form-urlencoded")
+        assert (status, answer["error"]) == (415, "unsupported_media_type")
+
+        deadline = time.monotonic() + 10
+        while True:  # the sink flushes on a short timer
+            result = cli(
+                "query", "SELECT count() FROM clicktrail.clicks", "--format", "csv", cwd=tmp_path
+            )
+            if result.stdout.splitlines()[1] == "2":
+                break
+            assert time.monotonic() < deadline, result.stdout
+            time.sleep(0.3)
+        letters = cli(
+            "query",
+            "SELECT reason FROM clicktrail.dead_letters ORDER BY reason",
+            "--format",
+            "csv",
+            cwd=tmp_path,
+        )
+        assert letters.stdout.splitlines()[1:] == ['"invalid_field"', '"invalid_json"']
+        refused = cli("query", "DROP TABLE clicktrail.clicks", cwd=tmp_path, check=False)
+        assert refused.returncode == 1 and "readonly" in refused.stderr
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=30)
+    assert service.returncode == 0, stderr
+    assert not (tmp_path / "var" / "clicktrail" / "clicktrail-service.json").exists()

@@ -1,0 +1,136 @@
+"""The ClickHouse store on a real engine (chDB): migrations, idempotent batches, read-only SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from clicktrail.contracts import EVENT_ADAPTER, SinkBackpressure
+from clicktrail.sinks.clickhouse import ClickHouseSink
+from clicktrail.sinks.migrations import migrate
+from clicktrail.sinks.store import Store, StoreError, resolve_dsn
+
+TABLES = {
+    "impressions",
+    "clicks",
+    "conversions",
+    "attributed_conversions",
+    "fraud_verdicts",
+    "brand_conflicts",
+    "alerts",
+    "model_quality",
+    "agg_hourly",
+    "dead_letters",
+}
+
+
+def click(n: int) -> object:
+    return EVENT_ADAPTER.validate_python(
+        {
+            "type": "click",
+            "event_id": f"e{n}",
+            "ts": 1_772_359_200_000 + n,
+            "click_id": f"clk-{n}",
+            "campaign_id": "cmp",
+            "partner_id": f"p{n % 3}",
+            "sub_ids": {"sub1": "x"},
+            "cost": 0.25,
+            "user": {"country": "FR", "segments": ["a"]},
+        }
+    )
+
+
+def count(store: Store, table: str) -> int:
+    return int(store.rows(f"SELECT count() FROM {store.database}.{table}")[0][0])
+
+
+def test_migrate_creates_every_public_table_and_is_idempotent(store: Store) -> None:
+    tables = {r[0] for r in store.rows(f"SHOW TABLES FROM {store.database}")}
+    assert tables >= TABLES
+    again = migrate(store)
+    assert again.applied == [] and again.changed == []
+    assert len(again.skipped) >= 3
+
+
+def test_every_column_is_documented(store: Store) -> None:
+    undocumented = store.rows(
+        "SELECT table, name FROM system.columns WHERE database = {db:String} AND comment = '' "
+        "AND table != 'schema_migrations'",
+        {"db": store.database},
+    )
+    assert undocumented == []
+
+
+def test_sink_batches_and_writes_typed_rows(store: Store) -> None:
+    sink = ClickHouseSink(store, max_rows=100, max_seconds=60)
+    sink.add_all(click(n) for n in range(250))
+    assert count(store, "clicks") == 0, "add only buffers"
+    assert sink.due()
+    assert sink.flush() == 250
+    assert count(store, "clicks") == 250
+    row = store.rows(
+        f"SELECT partner_id, sub_ids, cost, country, segments, ts FROM {store.database}.clicks "
+        "WHERE event_id = 'e4'"
+    )[0]
+    assert row[:5] == ("p1", {"sub1": "x"}, pytest.approx(0.25), "FR", ["a"])
+    assert row[5].astimezone(UTC) == datetime(2026, 3, 1, 10, 0, 0, 4000, tzinfo=UTC)
+
+
+def test_a_redelivered_batch_is_not_counted_twice(store: Store) -> None:
+    for _ in range(2):
+        sink = ClickHouseSink(store)
+        sink.add_all(click(n) for n in range(50))
+        sink.flush()
+    assert count(store, "clicks") == 50
+
+
+def test_time_bound_makes_a_small_batch_due(store: Store) -> None:
+    now = [100.0]
+    sink = ClickHouseSink(store, max_rows=1000, max_seconds=1.0, clock=lambda: now[0])
+    assert not sink.due(), "nothing buffered"
+    sink.add(click(1))
+    assert not sink.due(), "small and fresh"
+    now[0] += 1.0
+    assert sink.due(), "small but old enough"
+    sink.flush()
+    assert not sink.due()
+
+
+def test_backpressure_instead_of_unbounded_memory(store: Store) -> None:
+    sink = ClickHouseSink(store, max_rows=10, max_buffered=10)
+    sink.add_all(click(n) for n in range(10))
+    with pytest.raises(SinkBackpressure):
+        sink.add(click(11))
+
+
+def test_failed_insert_keeps_rows_for_the_next_flush(store: Store) -> None:
+    sink = ClickHouseSink(store)
+    sink.add_all(click(n) for n in range(5))
+    store.command(f"RENAME TABLE {store.database}.clicks TO {store.database}.clicks_away")
+    with pytest.raises(StoreError):
+        sink.flush()
+    assert sink.buffered == 5
+    store.command(f"RENAME TABLE {store.database}.clicks_away TO {store.database}.clicks")
+    assert sink.flush() == 5
+    assert count(store, "clicks") == 5
+
+
+def test_analyst_sql_is_read_only(store: Store) -> None:
+    out = store.read_only(f"SELECT count() AS n FROM {store.database}.clicks", "csv")
+    assert out.decode().splitlines() == ['"n"', "0"]
+    with pytest.raises(StoreError, match="readonly"):
+        store.read_only(f"DROP TABLE {store.database}.clicks")
+    with pytest.raises(StoreError, match="readonly"):
+        store.read_only(f"INSERT INTO {store.database}.dead_letters (reason) VALUES ('x')")
+
+
+@pytest.mark.parametrize("dsn", ["mysql://x", "ftp://host", "chdb://"])
+def test_unsupported_dsns_are_explained(dsn: str) -> None:
+    with pytest.raises(StoreError, match="chdb"):
+        resolve_dsn(dsn)
+
+
+def test_unreachable_server_is_one_clear_error() -> None:
+    with pytest.raises(StoreError, match=r"cannot open store http://127\.0\.0\.1:9"):
+        Store("http://127.0.0.1:9")

@@ -1,0 +1,97 @@
+"""The public event contract: what is accepted, what is refused, and how it reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from clicktrail.contracts import EVENT_ADAPTER, Click, Conversion, Impression
+
+CLICK = {
+    "type": "click",
+    "event_id": "evt-1",
+    "ts": "2026-03-01T10:00:00+02:00",
+    "click_id": "clk-1",
+    "campaign_id": "cmp-1",
+    "partner_id": "aff-1",
+}
+
+
+class TestEventTime:
+    def test_rfc3339_with_offset_is_stored_in_utc(self) -> None:
+        event = EVENT_ADAPTER.validate_python(CLICK)
+        assert event.ts == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+    def test_integers_are_epoch_milliseconds(self) -> None:
+        event = EVENT_ADAPTER.validate_python({**CLICK, "ts": 1_772_359_200_000})
+        assert event.ts == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
+        ("ts", "fragment"),
+        [
+            ("2026-03-01T10:00:00", "needs a UTC offset"),
+            (1_772_359_200, "milliseconds"),
+            ("yesterday", "RFC 3339"),
+            (True, "RFC 3339"),
+        ],
+    )
+    def test_ambiguous_times_are_refused(self, ts: object, fragment: str) -> None:
+        with pytest.raises(ValidationError, match=fragment):
+            EVENT_ADAPTER.validate_python({**CLICK, "ts": ts})
+
+
+class TestStrictness:
+    def test_unknown_fields_are_refused(self) -> None:
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            EVENT_ADAPTER.validate_python({**CLICK, "colour": "red"})
+
+    def test_ids_have_a_safe_alphabet(self) -> None:
+        with pytest.raises(ValidationError, match="event_id"):
+            EVENT_ADAPTER.validate_python({**CLICK, "event_id": "a b"})
+
+    def test_negative_money_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="cost"):
+            EVENT_ADAPTER.validate_python({**CLICK, "cost": -1})
+
+    def test_unknown_schema_version_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="unsupported schema_version 2"):
+            EVENT_ADAPTER.validate_python({**CLICK, "schema_version": 2})
+
+    def test_the_type_selects_the_model(self) -> None:
+        impression = EVENT_ADAPTER.validate_python(
+            {
+                "type": "impression",
+                "event_id": "i",
+                "ts": 1_772_359_200_000,
+                "impression_id": "imp",
+                "campaign_id": "c",
+                "partner_id": "p",
+            }
+        )
+        assert isinstance(impression, Impression)
+        assert isinstance(EVENT_ADAPTER.validate_python(CLICK), Click)
+
+
+class TestConversion:
+    BASE = {"type": "conversion", "event_id": "cv-9", "ts": 1_772_359_200_000, "action": "purchase"}
+
+    def test_conversion_id_defaults_to_event_id(self) -> None:
+        conversion = EVENT_ADAPTER.validate_python(self.BASE)
+        assert isinstance(conversion, Conversion)
+        assert conversion.conversion_id == "cv-9"
+        assert conversion.status == "pending"
+        assert conversion.currency == "USD"
+
+    def test_actions_are_lower_snake_case(self) -> None:
+        with pytest.raises(ValidationError, match="action"):
+            EVENT_ADAPTER.validate_python({**self.BASE, "action": "Purchase!"})
+
+    def test_currency_is_iso_4217(self) -> None:
+        with pytest.raises(ValidationError, match="currency"):
+            EVENT_ADAPTER.validate_python({**self.BASE, "currency": "dollars"})
+
+    def test_country_is_upper_cased(self) -> None:
+        conversion = EVENT_ADAPTER.validate_python({**self.BASE, "user": {"country": "de"}})
+        assert conversion.user.country == "DE"
