@@ -51,7 +51,7 @@ test: lint
 	@if [ -n "$$KAFKA_BOOTSTRAP" ]; then \
 		$(BIN)/pytest $(PYTEST_ARGS); \
 	else \
-		trap 'bash deploy/kafka/stop.sh' EXIT; \
+		trap 'KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/stop.sh' EXIT; \
 		KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/start.sh && \
 		KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS); \
 	fi
