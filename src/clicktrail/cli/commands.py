@@ -17,7 +17,8 @@ from clicktrail.cli import service_file
 from clicktrail.cli.output import tsv_to_table
 from clicktrail.config import load_registry
 from clicktrail.contracts.jsonschema import generate
-from clicktrail.runtime.embedded import EmbeddedRuntime, IntakeStats
+from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.runtime.gate import IntakeStats
 from clicktrail.sinks.migrations import migrate as apply_migrations
 from clicktrail.sinks.store import Store, StoreError, chdb_path
 

@@ -127,6 +127,17 @@ class PrivacySettings(Section):
         return self
 
 
+class SecuritySettings(Section):
+    click_id_key: str = Field(
+        "clicktrail-dev-click-key-change-me",
+        min_length=16,
+        description="HMAC key that signs click ids minted by the edge",
+    )
+    postback_max_age_seconds: float = Field(
+        300, gt=0, description="Signed postbacks older than this are replays"
+    )
+
+
 class IntakeSettings(Section):
     max_event_bytes: int = Field(65_536, ge=256, le=10_485_760)
     max_future_skew_seconds: float = Field(
@@ -189,6 +200,7 @@ class Registry(Section):
         default_factory=lambda: {name: Action() for name in STANDARD_ACTIONS}
     )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

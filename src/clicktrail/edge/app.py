@@ -80,7 +80,7 @@ class Endpoints:
             items = split_batch(body, content_type)
         except EdgeError as error:
             if error.reason == "invalid_json":
-                runtime.submit_raw(body, "edge:/v1/events")
+                runtime.gate.reject(Rejection(error.reason, error.message), body, "edge:/v1/events")
             raise
         if not items:
             raise EdgeError(400, "empty_batch", "the batch holds no events")

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from clicktrail.runtime.embedded import EmbeddedRuntime, IntakeStats
+from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.runtime.gate import IntakeStats
 
 PROCESS_EVERY = 5_000
 Progress = Callable[[IntakeStats, float], None]

@@ -1,0 +1,62 @@
+"""The intake gate: validate input and publish it, events to their topics, refusals to the
+dead-letter topic. The edge, replay and the embedded runtime all submit through a gate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from clicktrail.bus.base import Producer
+from clicktrail.bus.topics import DEAD_LETTERS, partition_key, topic_for
+from clicktrail.contracts import AnyEvent
+from clicktrail.processors.intake import Intake, Rejection
+
+
+@dataclass
+class IntakeStats:
+    read: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "dead_lettered": self.dead_lettered,
+            "reasons": dict(self.reasons),
+        }
+
+
+class IntakeGate:
+    def __init__(self, intake: Intake, producer: Producer) -> None:
+        self.intake = intake
+        self.producer = producer
+        self.stats = IntakeStats()
+
+    def submit_raw(self, raw: bytes | str, source: str) -> AnyEvent | Rejection:
+        """One JSON document from a file line or a request body."""
+        return self._settle(self.intake.parse(raw), raw, source)
+
+    def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
+        """One already-decoded JSON value."""
+        return self._settle(self.intake.validate(data), data, source)
+
+    def reject(self, rejection: Rejection, raw: Any, source: str) -> Rejection:
+        """Dead-letter input refused before it could be parsed (e.g. a bad request body)."""
+        self._settle(rejection, raw, source)
+        return rejection
+
+    def _settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
+        self.stats.read += 1
+        if isinstance(result, Rejection):
+            self.stats.dead_lettered += 1
+            self.stats.reasons[result.reason] += 1
+            letter = self.intake.dead_letter(result, raw, source)
+            self.producer.publish(DEAD_LETTERS, letter.event_id or "", letter)
+        else:
+            self.stats.accepted += 1
+            self.producer.publish(topic_for(result), partition_key(result), result)
+        return result
