@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS {db}.impressions
     country         LowCardinality(String)        COMMENT 'ISO 3166-1 alpha-2',
     device_type     LowCardinality(String)        COMMENT 'desktop, mobile, tablet, ctv, other',
     os              LowCardinality(String)        COMMENT 'Operating system',
-    segments        Array(LowCardinality(String)) COMMENT 'Audience segments'
+    segments        Array(LowCardinality(String)) COMMENT 'Audience segments',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -63,7 +65,9 @@ CREATE TABLE IF NOT EXISTS {db}.clicks
     country         LowCardinality(String)        COMMENT 'ISO 3166-1 alpha-2',
     device_type     LowCardinality(String)        COMMENT 'desktop, mobile, tablet, ctv, other',
     os              LowCardinality(String)        COMMENT 'Operating system',
-    segments        Array(LowCardinality(String)) COMMENT 'Audience segments'
+    segments        Array(LowCardinality(String)) COMMENT 'Audience segments',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -93,7 +97,9 @@ CREATE TABLE IF NOT EXISTS {db}.conversions
     country         LowCardinality(String)        COMMENT 'ISO 3166-1 alpha-2',
     device_type     LowCardinality(String)        COMMENT 'desktop, mobile, tablet, ctv, other',
     os              LowCardinality(String)        COMMENT 'Operating system',
-    segments        Array(LowCardinality(String)) COMMENT 'Audience segments'
+    segments        Array(LowCardinality(String)) COMMENT 'Audience segments',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -108,7 +114,9 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
     message         String                        COMMENT 'Human-readable explanation',
     event_type      LowCardinality(String)        COMMENT 'Event type, if it could be read',
     event_id        String                        COMMENT 'Event id, if it could be read',
-    payload         String                        COMMENT 'The raw input (first 64 KiB)'
+    payload         String                        COMMENT 'The raw input (first 64 KiB)',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(received_at)

@@ -26,7 +26,12 @@ CREATE TABLE IF NOT EXISTS {db}.attributed_conversions
     weight          Float64                       COMMENT 'Share of credit (1 for single-touch models)',
     ctit_seconds    Nullable(Float64)             COMMENT 'Click (or view) to conversion time, seconds',
     fraud_action    LowCardinality(String)        COMMENT 'ok, suspicious, reject',
-    version         UInt64                        COMMENT 'Increases with each status/amount update'
+    version         UInt64                        COMMENT 'Increases with each status/amount update',
+    previous_status LowCardinality(String)        COMMENT 'Status before this update ('''' on version 1)',
+    previous_revenue Decimal(18, 6)               COMMENT 'Revenue x weight before this update',
+    previous_payout Decimal(18, 6)                COMMENT 'Payout x weight before this update',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(conversion_ts)
@@ -44,7 +49,9 @@ CREATE TABLE IF NOT EXISTS {db}.fraud_verdicts
     score           Float64                       COMMENT 'Fraud score 0..1',
     reasons         Array(LowCardinality(String)) COMMENT 'Reason codes (click_flood, ctit_injection, bot_ua, ...)',
     action          LowCardinality(String)        COMMENT 'ok, suspicious, reject',
-    rule_version    LowCardinality(String)        COMMENT 'Version of the rule set'
+    rule_version    LowCardinality(String)        COMMENT 'Version of the rule set',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -71,7 +78,9 @@ CREATE TABLE IF NOT EXISTS {db}.brand_conflicts
     cost_impact     Nullable(Decimal(18, 6))      COMMENT 'Estimated extra spend of the official campaign',
     severity        LowCardinality(String)        COMMENT 'info, warning, critical',
     evidence_ids    Array(String)                 COMMENT 'Event ids backing the conflict',
-    version         UInt64                        COMMENT 'Increases with each update'
+    version         UInt64                        COMMENT 'Increases with each update',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (brand_id, conflict_id)
@@ -89,7 +98,9 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     status          LowCardinality(String)        COMMENT 'sent, failed, retrying, suppressed',
     attempt         UInt16                        COMMENT 'Attempt number, from 1',
     error           String                        COMMENT 'Error of a failed attempt',
-    payload         String                        COMMENT 'JSON body sent'
+    payload         String                        COMMENT 'JSON body sent',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -106,7 +117,9 @@ CREATE TABLE IF NOT EXISTS {db}.model_quality
     auc             Nullable(Float64)             COMMENT 'Progressive ROC AUC',
     log_loss        Nullable(Float64)             COMMENT 'Progressive log loss',
     calibration_error Nullable(Float64)           COMMENT 'Expected calibration error',
-    base_rate       Nullable(Float64)             COMMENT 'Share of positives'
+    base_rate       Nullable(Float64)             COMMENT 'Share of positives',
+    src             LowCardinality(String)        COMMENT 'Message that produced the row: topic/partition, replay:<file> or run:<id>',
+    src_offset      UInt64                        COMMENT 'Its offset (or line); each (src, offset) is written once'
 )
 ENGINE = MergeTree
 ORDER BY (action, ts)

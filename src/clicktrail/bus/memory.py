@@ -1,38 +1,58 @@
-"""In-process bus for the embedded runtime: topics are queues in memory.
+"""In-process bus for the embedded runtime: one queue, drained in publish order.
 
-Delivery is synchronous and in publish order, which makes replays
-deterministic; there is no serialization on this path.
+Every message gets an origin ``source@offset`` like a Kafka message has
+topic/partition/offset: offsets count up per source, so replaying the same
+file gives the same origins, which is what makes a re-run idempotent.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-Handler = Callable[[str, BaseModel], None]
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    key: str
+    record: BaseModel
+    source: str
+    offset: int
+
+    @property
+    def origin(self) -> str:
+        return f"{self.source}@{self.offset}"
 
 
 class InProcessBus:
-    def __init__(self) -> None:
-        self._queues: dict[str, deque[tuple[str, BaseModel]]] = defaultdict(deque)
+    def __init__(self, source: str | None = None) -> None:
+        self._queue: deque[Message] = deque()
+        self.source = source or f"run:{uuid.uuid4().hex[:12]}"
+        self._offset = 0
         self.published = 0
 
+    def begin_source(self, source: str) -> None:
+        """Messages published from now on belong to ``source``, numbered from 1."""
+        self.source = source
+        self._offset = 0
+
     def publish(self, topic: str, key: str, record: BaseModel) -> None:
-        self._queues[topic].append((key, record))
+        self._offset += 1
+        self._queue.append(Message(topic, key, record, self.source, self._offset))
         self.published += 1
 
     def flush(self) -> None:
         """Nothing to flush: records are in memory as soon as they are published."""
 
-    def depth(self, topic: str | None = None) -> int:
-        if topic is not None:
-            return len(self._queues[topic])
-        return sum(len(q) for q in self._queues.values())
+    def depth(self) -> int:
+        return len(self._queue)
 
-    def drain(self, topic: str) -> Iterator[tuple[str, BaseModel]]:
-        """Yield and remove queued records of one topic, including ones added meanwhile."""
-        queue = self._queues[topic]
+    def drain(self) -> Iterator[Message]:
+        """Yield and remove queued messages in publish order, including ones added meanwhile."""
+        queue = self._queue
         while queue:
             yield queue.popleft()

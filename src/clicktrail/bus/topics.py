@@ -8,6 +8,7 @@ the partition (and worker) that holds its click; impressions by
 from __future__ import annotations
 
 from clicktrail.contracts import AnyEvent, Click, Conversion, Impression
+from clicktrail.contracts.internal import ResolvedConversion, Touch
 
 PREFIX = "clicktrail"
 IMPRESSIONS = f"{PREFIX}.impressions"
@@ -18,6 +19,7 @@ VERDICTS = f"{PREFIX}.verdicts"
 CONFLICTS = f"{PREFIX}.conflicts"
 ALERTS = f"{PREFIX}.alerts"
 DEAD_LETTERS = f"{PREFIX}.dead_letters"
+TOUCHES = f"{PREFIX}.touches"  # internal: event stage -> user stage, keyed by user
 
 EVENT_TOPICS = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
 ALL_TOPICS = (
@@ -29,6 +31,7 @@ ALL_TOPICS = (
     CONFLICTS,
     ALERTS,
     DEAD_LETTERS,
+    TOUCHES,
 )
 
 
@@ -45,3 +48,14 @@ def partition_key(event: AnyEvent) -> str:
     if isinstance(event, Impression):
         return event.impression_id
     raise TypeError(f"not an event: {type(event).__name__}")
+
+
+def user_key(record: Touch | ResolvedConversion) -> str:
+    """Key of the user stage: the user, else the click, so a user's path meets on one worker."""
+    if isinstance(record, Touch):
+        return record.user_id or f"{record.kind}:{record.touch_id}"
+    if record.user_id:
+        return record.user_id
+    if record.click is not None:
+        return f"click:{record.click.touch_id}"
+    return f"conversion:{record.conversion.conversion_id}"

@@ -63,6 +63,12 @@ class AttributedConversion(Contract):
     weight: float = Field(1.0, ge=0, le=1)
     ctit_seconds: float | None = Field(None, description="Click (or view) to conversion time")
     fraud_action: Literal["ok", "suspicious", "reject"] = "ok"
+    version: int = Field(
+        1, ge=1, description="1 when first attributed, +1 per status/amount update"
+    )
+    previous_status: ConversionStatus | None = None
+    previous_revenue: Money = 0.0
+    previous_payout: Money = 0.0
 
 
 class VerdictAction(StrEnum):

@@ -1,26 +1,31 @@
 """The embedded runtime: intake, in-process bus, processors and ClickHouse sink in one process.
 
 Used by ``clicktrail run`` and ``clicktrail replay`` and by the tests; it runs
-the very same processors as the Faust workers.
+the very same :class:`Pipeline` as the Faust workers, both stages in a row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 
-from clicktrail.bus.memory import InProcessBus
-from clicktrail.bus.topics import DEAD_LETTERS, EVENT_TOPICS
+from clicktrail.bus.memory import InProcessBus, Message
+from clicktrail.bus.topics import DEAD_LETTERS
 from clicktrail.config import Registry
-from clicktrail.contracts import AnyEvent, DeadLetter
+from clicktrail.contracts import AnyEvent
 from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
-from clicktrail.runtime.wiring import ProcessingChain, build_intake
+from clicktrail.runtime.pipeline import Forwarded, Pipeline
+from clicktrail.runtime.wiring import build_intake
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
+
+TICK_EVERY = 10_000  # messages between housekeeping passes (expiry, late conversions)
 
 
 class EmbeddedRuntime:
@@ -31,13 +36,16 @@ class EmbeddedRuntime:
         *,
         sink: ClickHouseSink | None = None,
         clock: Clock = utc_now,
+        source: str | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
-        self.chain = ProcessingChain(registry)
-        self.bus = InProcessBus()
+        self.pipeline = Pipeline(registry)
+        self.bus = InProcessBus(source)
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
+        self.processed = 0
+        self._last: tuple[str, int] | None = None
 
     @property
     def stats(self) -> IntakeStats:
@@ -50,20 +58,43 @@ class EmbeddedRuntime:
         return self.gate.submit(data, source)
 
     def process(self) -> int:
-        """Run queued events through the processors into the sink; returns events handled."""
+        """Run queued messages through both stages into the sink; returns messages handled."""
         handled = 0
-        for topic in EVENT_TOPICS.values():
-            for _key, event in self.bus.drain(topic):
-                self.sink.add_all(self.chain(event))  # type: ignore[arg-type]
-                handled += 1
-        for _key, letter in self.bus.drain(DEAD_LETTERS):
-            assert isinstance(letter, DeadLetter)
-            self.sink.add(letter)
-        if self.sink.due():
-            self.sink.flush()
+        for message in self.bus.drain():
+            self._handle(message)
+            handled += 1
+            self.processed += 1
+            if self.processed % TICK_EVERY == 0:
+                self._forward(self.pipeline.tick(), message.source, message.offset)
+                self.pipeline.tick_users()
+            if self.sink.due():
+                self.sink.flush()
         return handled
 
-    def close(self) -> None:
-        """Process what is queued and write everything out."""
+    def _handle(self, message: Message) -> None:
+        src, offset = message.source, message.offset
+        self._last = (src, offset)
+        if message.topic == DEAD_LETTERS:
+            self.sink.add(message.record, src, offset)
+            return
+        result = self.pipeline.on_event(message.record, message.origin)  # type: ignore[arg-type]
+        self.sink.add_all(result.stored, src, offset)
+        self._forward(result.forwarded, src, offset)
+
+    def _forward(self, records: Iterable[Forwarded], src: str, offset: int) -> None:
+        origin = f"{src}@{offset}"
+        for record in records:
+            out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
+            self.sink.add_all(out, src, offset)
+
+    def close(self, *, end_of_input: bool = False) -> None:
+        """Process what is queued and write everything out.
+
+        ``end_of_input`` (replay): nothing more will arrive, so conversions still
+        waiting for their click are settled as orphans now.
+        """
         self.process()
+        if end_of_input and self._last is not None:
+            src, offset = self._last
+            self._forward(self.pipeline.drain(), src, offset + 1)
         self.sink.flush()

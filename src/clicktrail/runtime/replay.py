@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -37,6 +39,16 @@ def read_lines(path: str) -> Iterator[tuple[int, bytes]]:
             stream.close()
 
 
+def source_id(path: str) -> str:
+    """Stable for an unchanged file (a re-run after a crash writes nothing twice),
+    different for another file of the same name; stdin is new every time."""
+    if path == "-":
+        return f"replay:stdin:{uuid.uuid4().hex[:12]}"
+    stat = Path(path).stat()
+    identity = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return f"replay:{Path(path).name}:{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
 def replay(
     runtime: EmbeddedRuntime,
     paths: list[str],
@@ -46,6 +58,7 @@ def replay(
     started = last = time.monotonic()
     for path in paths:
         name = "stdin" if path == "-" else Path(path).name
+        runtime.bus.begin_source(source_id(path))
         for number, line in read_lines(path):
             runtime.submit_raw(line, f"replay:{name}:{number}")
             if runtime.stats.read % PROCESS_EVERY == 0:
@@ -54,5 +67,5 @@ def replay(
                 if progress and now - last >= progress_every:
                     progress(runtime.stats, now - started)
                     last = now
-    runtime.close()
+    runtime.close(end_of_input=True)
     return runtime.stats

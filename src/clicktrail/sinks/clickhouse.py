@@ -1,10 +1,13 @@
-"""Batched, idempotent writes of records to their ClickHouse tables.
+"""Batched, exactly-once writes of records to their ClickHouse tables.
 
-``add`` only buffers; ``flush`` writes one insert per table. A batch stays in
-the buffer until ClickHouse has acknowledged it, and carries a deduplication
-token derived from its content, so a retried batch is never counted twice.
-When the buffer outgrows ``max_buffered`` the sink raises
-:class:`SinkBackpressure` and the runtime slows down instead of eating memory.
+``add`` only buffers; ``flush`` writes one insert per table. Every row carries
+the message that produced it (``src``, ``src_offset``). Inserts are atomic and
+a source's messages are processed in order, so the highest offset stored per
+(table, src) tells what is already written: after a crash, redelivered
+messages produce rows at or below it, and those are dropped here. A batch
+stays buffered until ClickHouse acknowledges it and carries a deduplication
+token, so a retried insert is not counted twice either. When the buffer
+outgrows ``max_buffered`` the sink raises :class:`SinkBackpressure`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 import structlog
 from pydantic import BaseModel
 
@@ -24,17 +26,12 @@ from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
 
-_ID_COLUMN = {"impressions": "event_id", "clicks": "event_id", "conversions": "event_id"}
 
-
-def dedup_token(table: str, rows: list[tuple[Any, ...]], id_index: int | None) -> str:
+def dedup_token(table: str, rows: list[tuple[Any, ...]], src_index: int, offset_index: int) -> str:
+    """Same messages, same token: ClickHouse drops a retried insert of the same batch."""
     digest = hashlib.blake2b(table.encode(), digest_size=16)
-    if id_index is not None:
-        for row in rows:
-            digest.update(str(row[id_index]).encode())
-            digest.update(b"\0")
-    else:
-        digest.update(orjson.dumps(rows, default=str))
+    for row in rows:
+        digest.update(f"{row[src_index]}@{row[offset_index]}\0".encode())
     return digest.hexdigest()
 
 
@@ -59,8 +56,10 @@ class ClickHouseSink:
         self.clock = clock
         self._shapes: dict[str, TableShape] = {}
         self._batches: dict[str, list[tuple[Any, ...]]] = {}
+        self._written: dict[tuple[str, str], int] = {}  # (table, src) -> highest offset stored
         self._oldest: float | None = None
         self.rows_written = 0
+        self.rows_skipped = 0
 
     @property
     def buffered(self) -> int:
@@ -73,18 +72,37 @@ class ClickHouseSink:
             self._shapes[table] = shape
         return shape
 
-    def add(self, record: BaseModel) -> None:
+    def _high_water(self, table: str, src: str) -> int:
+        key = (table, src)
+        high = self._written.get(key)
+        if high is None:
+            rows = self.store.rows(
+                f"SELECT max(src_offset) FROM {self.store.database}.{table} "
+                "WHERE src = {src:String}",
+                {"src": src},
+            )
+            high = self._written[key] = int(rows[0][0]) if rows else 0
+        return high
+
+    def add(self, record: BaseModel, src: str, offset: int) -> bool:
+        """Buffer a row produced by message ``src@offset``; False if it is already stored."""
         table = TABLE_FOR_TYPE[getattr(record, "type", "")]
+        if offset <= self._high_water(table, src):
+            self.rows_skipped += 1
+            return False
         if self.buffered >= self.max_buffered:
             raise SinkBackpressure(f"{self.buffered} rows waiting for ClickHouse")
-        row = self._shape(table, record).row(flatten(record))
-        self._batches.setdefault(table, []).append(row)
+        data = flatten(record)
+        data["src"] = src
+        data["src_offset"] = offset
+        self._batches.setdefault(table, []).append(self._shape(table, record).row(data))
         if self._oldest is None:
             self._oldest = self.clock()
+        return True
 
-    def add_all(self, records: Iterable[BaseModel]) -> None:
+    def add_all(self, records: Iterable[BaseModel], src: str, offset: int) -> None:
         for record in records:
-            self.add(record)
+            self.add(record, src, offset)
 
     def due(self) -> bool:
         """True when a batch is big enough or old enough to write."""
@@ -95,25 +113,26 @@ class ClickHouseSink:
         return any(len(rows) >= self.max_rows for rows in self._batches.values())
 
     def flush(self) -> int:
-        """Write every buffered batch; a failed table keeps its rows for the next try."""
+        """Write every buffered batch, one insert per table; a failed table keeps its rows.
+
+        Call it between messages, never in the middle of one: all rows of a message
+        must land in the same insert for the offset bookkeeping to hold.
+        """
         written = 0
         for table in list(self._batches):
             rows = self._batches[table]
             shape = self._shapes[table]
-            for start in range(0, len(rows), self.max_rows):
-                chunk = rows[start : start + self.max_rows]
-                id_col = _ID_COLUMN.get(table)
-                id_index = shape.columns.index(id_col) if id_col else None
-                try:
-                    self.store.insert(
-                        table, chunk, shape.columns, dedup_token(table, chunk, id_index)
-                    )
-                except Exception:
-                    self._batches[table] = rows[start:]
-                    raise
-                written += len(chunk)
+            src_index = shape.columns.index("src")
+            offset_index = shape.columns.index("src_offset")
+            token = dedup_token(table, rows, src_index, offset_index)
+            self.store.insert(table, rows, shape.columns, token)
+            for row in rows:
+                key = (table, row[src_index])
+                if row[offset_index] > self._written.get(key, 0):
+                    self._written[key] = row[offset_index]
+            written += len(rows)
             del self._batches[table]
-        self._oldest = None if not self._batches else self._oldest
+        self._oldest = None
         self.rows_written += written
         if written:
             log.debug("sink.flushed", rows=written)

@@ -32,7 +32,8 @@ class Migration:
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
-        return [s.strip().replace("{db}", database) for s in body.split(";") if s.strip()]
+        statements = re.split(r";\s*$", body, flags=re.MULTILINE)  # a statement ends a line
+        return [s.strip().replace("{db}", database) for s in statements if s.strip()]
 
 
 @dataclass(frozen=True)

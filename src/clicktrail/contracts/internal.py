@@ -1,0 +1,65 @@
+"""Records that travel between processing stages (on internal topics in Kafka).
+
+Attribution runs in two keyed stages: the click stage (keyed by ``click_id``)
+knows every click and resolves a postback's click id; the user stage (keyed
+by user) knows each user's touch path and credits conversions. These records
+carry what the second stage needs from the first.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from clicktrail.contracts.common import Contract, EventTime, Id
+from clicktrail.contracts.events import Channel, Click, Conversion, DeviceType, Impression
+
+
+class Touch(Contract):
+    """A click or an impression, reduced to what attribution needs."""
+
+    type: Literal["touch"] = "touch"
+    kind: Literal["click", "impression"]
+    touch_id: Id
+    event_id: Id
+    ts: EventTime
+    user_id: Id | None = None
+    campaign_id: Id
+    advertiser_id: Id | None = None
+    partner_id: Id
+    channel: Channel | None = None
+    country: str | None = None
+    device_type: DeviceType | None = None
+    impression_id: Id | None = None
+
+    @classmethod
+    def of(cls, event: Click | Impression) -> Touch:
+        user = event.user
+        return cls(
+            kind=event.type,
+            touch_id=event.click_id if isinstance(event, Click) else event.impression_id,
+            event_id=event.event_id,
+            ts=event.ts,
+            user_id=user.user_id,
+            campaign_id=event.campaign_id,
+            advertiser_id=event.advertiser_id,
+            partner_id=event.partner_id,
+            channel=event.channel,
+            country=user.country,
+            device_type=user.device_type,
+            impression_id=event.impression_id,
+        )
+
+
+class ResolvedConversion(Contract):
+    """A conversion after its click id was looked up (or its grace period ran out)."""
+
+    type: Literal["resolved_conversion"] = "resolved_conversion"
+    conversion: Conversion
+    click: Touch | None = None
+    lookup: Literal["found", "unknown_click", "no_click"]
+
+    @property
+    def user_id(self) -> str | None:
+        if self.click is not None and self.click.user_id:
+            return self.click.user_id
+        return self.conversion.user.user_id

@@ -1,0 +1,262 @@
+"""The user stage (keyed by user): touch paths, transaction ids, and credit.
+
+Each user's recent clicks and impressions are kept in time order. A resolved
+conversion is credited to the click its postback named (plus, for multi-touch
+models, the user's earlier clicks), else to the user's clicks in the click
+window, else to an unclicked impression in the view-through window, else to
+nobody (an orphan row, so nothing reported is lost). Repeated transaction ids
+follow the action's policy; status updates keep the original status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from clicktrail.config.registry import Action, AttributionSettings, Campaign
+from clicktrail.contracts import AttributedConversion, Conversion, StateStore
+from clicktrail.contracts.internal import ResolvedConversion, Touch
+from clicktrail.processors.weights import credit
+
+MAX_TOUCHES_PER_USER = 50
+CONVERSION_RETENTION = timedelta(days=90)
+FINAL_STATUSES = ("approved", "rejected")
+_DEFAULT_SETTINGS = AttributionSettings()
+_DEFAULT_ACTION = Action()
+
+
+class Attributor:
+    def __init__(
+        self,
+        paths: StateStore,
+        conversions: StateStore,
+        *,
+        campaigns: Mapping[str, Campaign],
+        actions: Mapping[str, Action],
+    ) -> None:
+        self.paths = paths
+        self.conversions = conversions
+        self.campaigns = campaigns
+        self.actions = actions
+        windows = [c.attribution.click_window_days for c in campaigns.values()]
+        self.path_horizon = timedelta(days=max([_DEFAULT_SETTINGS.click_window_days, *windows]))
+
+    # -- touches -------------------------------------------------------------------------
+
+    def on_touch(self, touch: Touch) -> list[AttributedConversion]:
+        if not touch.user_id:
+            return []
+        path: list[dict[str, Any]] = self.paths.get(touch.user_id) or []
+        if any(t["touch_id"] == touch.touch_id and t["kind"] == touch.kind for t in path):
+            return []
+        path = sorted([*path, touch.model_dump(mode="json")], key=lambda t: t["ts"])
+        self.paths[touch.user_id] = path[-MAX_TOUCHES_PER_USER:]
+        return []
+
+    # -- conversions ---------------------------------------------------------------------
+
+    def on_conversion(
+        self, resolved: ResolvedConversion, origin: str
+    ) -> list[AttributedConversion]:
+        conversion = resolved.conversion
+        key = _identity(conversion)
+        previous = self.conversions.get(key)
+        if previous is not None:
+            if previous["origin"] == origin:  # the same message again: same rows again
+                return _rows(previous)
+            if previous["event_id"] == conversion.event_id:
+                return []
+            policy = self.actions.get(conversion.action, _DEFAULT_ACTION).txid_policy
+            if policy == "ignore":
+                return []
+            if policy == "update":
+                state = _updated(previous, conversion, origin)
+                self.conversions[key] = state
+                return _rows(state)
+            key = f"{key}|{conversion.event_id}"  # policy "new": a conversion of its own
+        state = self._attribute(resolved, origin)
+        self.conversions[key] = state
+        return _rows(state)
+
+    def _attribute(self, resolved: ResolvedConversion, origin: str) -> dict[str, Any]:
+        conversion = resolved.conversion
+        touches, touch_kind, settings = self._credited_path(resolved)
+        weights = credit(settings.model, [t.ts for t in touches], conversion.ts)
+        credited = [
+            _credit_row(t, touch_kind, settings.model, w, conversion)
+            for t, w in zip(touches, weights, strict=True)
+            if w > 0
+        ]
+        if not credited:
+            credited = [_orphan_row(conversion)]
+        return {
+            "origin": origin,
+            "event_id": conversion.event_id,
+            "conversion": conversion.model_dump(mode="json"),
+            "status": conversion.status,
+            "original_status": conversion.status,
+            "revenue": conversion.revenue,
+            "payout": conversion.payout,
+            "version": 1,
+            "previous": None,
+            "credited": credited,
+        }
+
+    def _credited_path(
+        self, resolved: ResolvedConversion
+    ) -> tuple[list[Touch], str, AttributionSettings]:
+        conversion = resolved.conversion
+        user = resolved.user_id
+        path = [Touch.model_validate(t) for t in (self.paths.get(user) or [])] if user else []
+        advertiser = conversion.advertiser_id or (
+            resolved.click.advertiser_id if resolved.click else None
+        )
+        path = [t for t in path if t.ts <= conversion.ts and self._same_advertiser(t, advertiser)]
+        clicks = [t for t in path if t.kind == "click"]
+        if resolved.click is not None:
+            named = resolved.click
+            settings = self._settings(named.campaign_id)
+            window = timedelta(days=settings.click_window_days)
+            if conversion.ts - named.ts > window:
+                return [], "none", settings
+            earlier = [
+                t
+                for t in clicks
+                if t.touch_id != named.touch_id
+                and t.ts <= named.ts
+                and conversion.ts - t.ts <= window
+            ]
+            return [*earlier, named], "click", settings
+        if clicks:
+            settings = self._settings(clicks[-1].campaign_id)
+            window = timedelta(days=settings.click_window_days)
+            in_window = [t for t in clicks if conversion.ts - t.ts <= window]
+            if in_window:
+                return in_window, "click", settings
+        clicked = {t.impression_id for t in clicks if t.impression_id}
+        views = [t for t in path if t.kind == "impression" and t.touch_id not in clicked]
+        if views:
+            settings = self._settings(views[-1].campaign_id)
+            window = timedelta(days=settings.view_window_days)
+            if conversion.ts - views[-1].ts <= window:
+                return [views[-1]], "view", settings.model_copy(update={"model": "last_click"})
+        return [], "none", _DEFAULT_SETTINGS
+
+    def _settings(self, campaign_id: str) -> AttributionSettings:
+        campaign = self.campaigns.get(campaign_id)
+        return campaign.attribution if campaign else _DEFAULT_SETTINGS
+
+    def _same_advertiser(self, touch: Touch, advertiser: str | None) -> bool:
+        if advertiser is None:
+            return True
+        owner = touch.advertiser_id
+        if owner is None and (campaign := self.campaigns.get(touch.campaign_id)):
+            owner = campaign.advertiser
+        return owner is None or owner == advertiser
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def expire(self, watermark: datetime) -> int:
+        """Drop touches older than the longest click window and settled conversions."""
+        touch_horizon = watermark - self.path_horizon
+        removed = 0
+        for user in list(self.paths):
+            path = self.paths[user]
+            kept = [t for t in path if datetime.fromisoformat(t["ts"]) >= touch_horizon]
+            removed += len(path) - len(kept)
+            if not kept:
+                del self.paths[user]
+            elif len(kept) != len(path):
+                self.paths[user] = kept
+        conversion_horizon = watermark - CONVERSION_RETENTION
+        for key in list(self.conversions):
+            ts = datetime.fromisoformat(self.conversions[key]["conversion"]["ts"])
+            if ts < conversion_horizon:
+                del self.conversions[key]
+                removed += 1
+        return removed
+
+
+def _identity(conversion: Conversion) -> str:
+    if conversion.txid:
+        return f"tx|{conversion.advertiser_id or ''}|{conversion.action}|{conversion.txid}"
+    return f"id|{conversion.conversion_id}"
+
+
+def _updated(previous: dict[str, Any], conversion: Conversion, origin: str) -> dict[str, Any]:
+    status = conversion.status
+    if previous["status"] in FINAL_STATUSES and status == "pending":
+        status = previous["status"]  # a late "pending" never undoes a decision
+    amounts_given = conversion.revenue > 0 or conversion.payout > 0
+    return {
+        **previous,
+        "origin": origin,
+        "event_id": conversion.event_id,
+        "status": status,
+        "revenue": conversion.revenue if amounts_given else previous["revenue"],
+        "payout": conversion.payout if amounts_given else previous["payout"],
+        "version": previous["version"] + 1,
+        "previous": {
+            "status": previous["status"],
+            "revenue": previous["revenue"],
+            "payout": previous["payout"],
+        },
+    }
+
+
+def _credit_row(
+    touch: Touch, kind: str, model: str, weight: float, conversion: Conversion
+) -> dict[str, Any]:
+    return {
+        "touch": kind,
+        "click_id": touch.touch_id if touch.kind == "click" else None,
+        "impression_id": touch.impression_id if touch.kind == "click" else touch.touch_id,
+        "click_ts": touch.ts.isoformat(),
+        "campaign_id": touch.campaign_id,
+        "advertiser_id": touch.advertiser_id or conversion.advertiser_id,
+        "partner_id": touch.partner_id,
+        "channel": touch.channel,
+        "country": touch.country,
+        "device_type": touch.device_type,
+        "model": model,
+        "weight": weight,
+        "ctit_seconds": (conversion.ts - touch.ts).total_seconds(),
+    }
+
+
+def _orphan_row(conversion: Conversion) -> dict[str, Any]:
+    return {
+        "touch": "none",
+        "campaign_id": conversion.campaign_id,
+        "advertiser_id": conversion.advertiser_id,
+        "partner_id": conversion.partner_id,
+        "country": conversion.user.country,
+        "device_type": conversion.user.device_type,
+        "model": "last_click",
+        "weight": 1.0,
+    }
+
+
+def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
+    conversion = state["conversion"]
+    previous = state["previous"] or {}
+    return [
+        AttributedConversion(
+            conversion_id=conversion["conversion_id"],
+            txid=conversion["txid"],
+            action=conversion["action"],
+            status=state["status"],
+            original_status=state["original_status"],
+            revenue=state["revenue"] * row["weight"],
+            payout=state["payout"] * row["weight"],
+            currency=conversion["currency"],
+            conversion_ts=conversion["ts"],
+            version=state["version"],
+            previous_status=previous.get("status"),
+            previous_revenue=previous.get("revenue", 0.0) * row["weight"],
+            previous_payout=previous.get("payout", 0.0) * row["weight"],
+            **row,
+        )
+        for row in state["credited"]
+    ]

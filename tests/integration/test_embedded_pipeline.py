@@ -1,0 +1,45 @@
+"""The scripted attribution scenario through the embedded runtime into a real ClickHouse."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from tests.scenarios import attribution as scenario
+
+from clicktrail.config import parse_registry
+from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.sinks.store import Store
+
+
+def run_scenario(store: Store, source: str = "replay:scenario") -> EmbeddedRuntime:
+    runtime = EmbeddedRuntime(parse_registry(scenario.REGISTRY), store)
+    runtime.bus.begin_source(source)
+    for event in scenario.EVENTS:
+        runtime.submit_raw(orjson.dumps(event), "test")
+    runtime.close(end_of_input=True)
+    return runtime
+
+
+def test_attribution_ctit_and_aggregates(store: Store) -> None:
+    run_scenario(store)
+    for table, expected in scenario.EXPECTED_RAW.items():
+        assert store.rows(f"SELECT count() FROM {store.database}.{table}")[0][0] == expected
+    got = scenario.attributed_rows(store)
+    assert [r[:7] for r in got] == [r[:7] for r in scenario.EXPECTED_ATTRIBUTED]
+    for row, want in zip(got, scenario.EXPECTED_ATTRIBUTED, strict=True):
+        assert row[7] == (pytest.approx(want[7]) if want[7] is not None else None)
+        assert row[8] == pytest.approx(want[8])
+    agg = scenario.agg_rows(store)
+    assert set(agg) == set(scenario.EXPECTED_AGG)
+    for key, want in scenario.EXPECTED_AGG.items():
+        assert agg[key] == pytest.approx(want), key
+
+
+def test_a_rerun_of_the_same_input_writes_nothing_twice(store: Store) -> None:
+    run_scenario(store)
+    before = scenario.agg_rows(store)
+    second = run_scenario(store)
+    assert second.sink.rows_written == 0
+    assert second.sink.rows_skipped > 0
+    assert scenario.agg_rows(store) == before
+    assert len(scenario.attributed_rows(store)) == len(scenario.EXPECTED_ATTRIBUTED)

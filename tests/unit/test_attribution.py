@@ -1,0 +1,293 @@
+"""The processors of the attribution path, called with plain inputs and dict state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from clicktrail.config import parse_registry
+from clicktrail.contracts import EVENT_ADAPTER, AnyEvent, AttributedConversion
+from clicktrail.processors.dedup import Dedup
+from clicktrail.processors.weights import credit
+from clicktrail.runtime.pipeline import Pipeline
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+REGISTRY = parse_registry(
+    {
+        "advertisers": {
+            "acme": {"postback_secret": "s" * 16},
+            "other": {"postback_secret": "o" * 16},
+        },
+        "campaigns": {
+            "last": {"advertiser": "acme", "landing_url": "https://acme.example/"},
+            "linear": {
+                "advertiser": "acme",
+                "landing_url": "https://acme.example/",
+                "attribution": {"model": "linear", "click_window_days": 7},
+            },
+            "rival": {"advertiser": "other", "landing_url": "https://other.example/"},
+        },
+        "actions": {
+            "purchase": {"txid_policy": "update"},
+            "lead": {"txid_policy": "ignore"},
+            "add_to_cart": {"txid_policy": "new"},
+        },
+    }
+)
+
+
+def at(seconds: float) -> int:
+    return int((T0 + timedelta(seconds=seconds)).timestamp() * 1000)
+
+
+def click(
+    n: int, seconds: float, campaign: str = "last", user: str | None = "u1", partner: str = "p1"
+) -> AnyEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            "type": "click",
+            "event_id": f"c{n}",
+            "ts": at(seconds),
+            "click_id": f"clk{n}",
+            "campaign_id": campaign,
+            "partner_id": partner,
+            "impression_id": f"imp{n}",
+            "user": {"user_id": user} if user else {},
+        }
+    )
+
+
+def impression(n: int, seconds: float, campaign: str = "last", user: str = "u1") -> AnyEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            "type": "impression",
+            "event_id": f"i{n}",
+            "ts": at(seconds),
+            "impression_id": f"imp{n}",
+            "campaign_id": campaign,
+            "partner_id": "p9",
+            "user": {"user_id": user},
+        }
+    )
+
+
+def conversion(n: int, seconds: float, **fields: Any) -> AnyEvent:
+    return EVENT_ADAPTER.validate_python(
+        {
+            "type": "conversion",
+            "event_id": f"v{n}",
+            "ts": at(seconds),
+            "action": "purchase",
+            "revenue": 100.0,
+            "payout": 10.0,
+            **fields,
+        }
+    )
+
+
+class Run:
+    """Feed events through both stages like the embedded runtime does."""
+
+    def __init__(self) -> None:
+        self.pipeline = Pipeline(REGISTRY)
+        self.rows: list[AttributedConversion] = []
+        self.offset = 0
+
+    def send(self, *events: AnyEvent) -> list[AttributedConversion]:
+        start = len(self.rows)
+        for event in events:
+            self.offset += 1
+            origin = f"test@{self.offset}"
+            result = self.pipeline.on_event(event, origin)
+            self._forward(result.forwarded, origin)
+        return self.rows[start:]
+
+    def _forward(self, records: list[Any], origin: str) -> None:
+        for record in records:
+            self.rows.extend(self.pipeline.on_forwarded(record, origin))  # type: ignore[arg-type]
+
+    def tick(self) -> list[AttributedConversion]:
+        start = len(self.rows)
+        self._forward(self.pipeline.tick(), "test@tick")
+        return self.rows[start:]
+
+    def drain(self) -> list[AttributedConversion]:
+        start = len(self.rows)
+        self._forward(self.pipeline.drain(), "test@drain")
+        return self.rows[start:]
+
+
+class TestLastClick:
+    def test_postback_click_id_gets_full_credit_and_ctit(self) -> None:
+        run = Run()
+        rows = run.send(click(1, 0), click(2, 60), conversion(1, 660, click_id="clk1"))
+        assert len(rows) == 1
+        row = rows[0]
+        assert (row.click_id, row.touch, row.model, row.weight) == (
+            "clk1",
+            "click",
+            "last_click",
+            1,
+        )
+        assert row.ctit_seconds == 660
+        assert (row.campaign_id, row.partner_id, row.revenue, row.payout) == ("last", "p1", 100, 10)
+
+    def test_user_match_credits_the_latest_click_in_window(self) -> None:
+        run = Run()
+        rows = run.send(click(1, 0), click(2, 60), conversion(1, 120, user={"user_id": "u1"}))
+        assert [(r.click_id, r.weight, r.ctit_seconds) for r in rows] == [("clk2", 1.0, 60)]
+
+    def test_clicks_outside_the_window_do_not_count(self) -> None:
+        run = Run()
+        late = 31 * 86_400
+        rows = run.send(click(1, 0), conversion(1, late, user={"user_id": "u1"}))
+        assert [r.touch for r in rows] == ["none"]
+
+    def test_other_advertisers_clicks_are_not_credited(self) -> None:
+        run = Run()
+        rows = run.send(
+            click(1, 0),
+            click(2, 50, campaign="rival"),
+            conversion(1, 100, user={"user_id": "u1"}, advertiser_id="acme"),
+        )
+        assert [r.click_id for r in rows] == ["clk1"]
+
+
+class TestMultiTouchAndViews:
+    def test_linear_spreads_credit_over_the_path(self) -> None:
+        run = Run()
+        rows = run.send(
+            click(1, 0, campaign="linear"),
+            click(2, 100, campaign="linear"),
+            click(3, 200, campaign="linear"),
+            conversion(1, 300, click_id="clk3"),
+        )
+        assert [r.click_id for r in rows] == ["clk1", "clk2", "clk3"]
+        assert [r.weight for r in rows] == pytest.approx([1 / 3] * 3)
+        assert sum(r.revenue for r in rows) == pytest.approx(100)
+        assert [r.ctit_seconds for r in rows] == [300, 200, 100]
+
+    def test_unclicked_impression_gets_view_through_credit(self) -> None:
+        run = Run()
+        rows = run.send(
+            impression(1, 0),
+            impression(2, 10),
+            click(2, 20, user="u1"),
+            conversion(9, 3600, user={"user_id": "u1"}),
+        )
+        assert [(r.touch, r.click_id) for r in rows] == [("click", "clk2")]
+        run2 = Run()
+        rows = run2.send(
+            impression(1, 0), impression(2, 10), conversion(9, 3600, user={"user_id": "u1"})
+        )
+        assert [(r.touch, r.impression_id, r.ctit_seconds) for r in rows] == [
+            ("view", "imp2", 3590)
+        ]
+
+    def test_view_window_is_one_day_by_default(self) -> None:
+        run = Run()
+        rows = run.send(impression(1, 0), conversion(9, 2 * 86_400, user={"user_id": "u1"}))
+        assert [r.touch for r in rows] == ["none"]
+
+
+class TestOutOfOrder:
+    def test_conversion_before_its_click_waits_for_it(self) -> None:
+        run = Run()
+        assert run.send(conversion(1, 100, click_id="clk1")) == []
+        rows = run.send(click(1, 90))
+        assert [(r.click_id, r.ctit_seconds) for r in rows] == [("clk1", 10)]
+
+    def test_grace_period_ends_in_an_orphan(self) -> None:
+        run = Run()
+        run.send(conversion(1, 100, click_id="clk-never"))
+        run.send(click(5, 300))  # watermark 300 s: still inside the 300 s grace
+        assert run.tick() == []
+        run.send(click(6, 401))
+        rows = run.tick()
+        assert [(r.touch, r.conversion_id) for r in rows] == [("none", "v1")]
+
+    def test_end_of_input_settles_waiting_conversions(self) -> None:
+        run = Run()
+        run.send(conversion(1, 100, click_id="clk-never"))
+        assert [r.touch for r in run.drain()] == ["none"]
+
+
+class TestTransactions:
+    def test_status_update_keeps_original_status_and_adds_a_version(self) -> None:
+        run = Run()
+        first = run.send(click(1, 0), conversion(1, 60, click_id="clk1", txid="T1"))
+        update = run.send(
+            conversion(
+                2, 600, click_id="clk1", txid="T1", status="approved", revenue=80.0, payout=8.0
+            )
+        )
+        assert first[0].version == 1 and first[0].status == "pending"
+        row = update[0]
+        assert (row.conversion_id, row.version, row.status, row.original_status) == (
+            "v1",
+            2,
+            "approved",
+            "pending",
+        )
+        assert (row.revenue, row.previous_revenue, row.previous_status) == (80, 100, "pending")
+
+    def test_late_pending_does_not_undo_a_decision(self) -> None:
+        run = Run()
+        run.send(click(1, 0), conversion(1, 60, click_id="clk1", txid="T1", status="approved"))
+        rows = run.send(conversion(2, 70, click_id="clk1", txid="T1", status="pending"))
+        assert rows[0].status == "approved"
+
+    def test_ignore_policy_drops_repeats(self) -> None:
+        run = Run()
+        run.send(click(1, 0), conversion(1, 60, click_id="clk1", txid="L", action="lead"))
+        assert run.send(conversion(2, 70, click_id="clk1", txid="L", action="lead")) == []
+
+    def test_new_policy_counts_repeats(self) -> None:
+        run = Run()
+        run.send(click(1, 0), conversion(1, 60, click_id="clk1", txid="C", action="add_to_cart"))
+        rows = run.send(conversion(2, 70, click_id="clk1", txid="C", action="add_to_cart"))
+        assert [(r.conversion_id, r.version) for r in rows] == [("v2", 1)]
+
+
+class TestDedup:
+    def test_resent_event_is_dropped_but_redelivery_passes(self) -> None:
+        dedup = Dedup({})
+        assert dedup.admit("e1", T0, "clicks/0@5")
+        assert not dedup.admit("e1", T0, "clicks/0@9"), "same id, another message: duplicate"
+        assert dedup.admit("e1", T0, "clicks/0@5"), "the same message again: redelivery"
+        assert dedup.dropped == 1
+
+    def test_window_expiry(self) -> None:
+        dedup = Dedup({}, window=timedelta(days=1))
+        dedup.admit("e1", T0, "a@1")
+        assert dedup.expire(T0 + timedelta(hours=23)) == 0
+        assert dedup.expire(T0 + timedelta(days=2)) == 1
+        assert dedup.admit("e1", T0, "a@2")
+
+    def test_pipeline_drops_duplicate_conversions(self) -> None:
+        run = Run()
+        rows = run.send(
+            click(1, 0), conversion(1, 60, click_id="clk1"), conversion(1, 60, click_id="clk1")
+        )
+        assert len(rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("last_click", [0, 0, 0, 1]),
+        ("first_click", [1, 0, 0, 0]),
+        ("linear", [0.25] * 4),
+        ("position_based", [0.4, 0.1, 0.1, 0.4]),
+    ],
+)
+def test_models_weights(model: str, expected: list[float]) -> None:
+    times = [T0 + timedelta(days=d) for d in range(4)]
+    assert credit(model, times, T0 + timedelta(days=4)) == pytest.approx(expected)
+
+
+def test_time_decay_halves_per_week() -> None:
+    weights = credit("time_decay", [T0, T0 + timedelta(days=7)], T0 + timedelta(days=7))
+    assert weights == pytest.approx([1 / 3, 2 / 3])
