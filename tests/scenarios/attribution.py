@@ -124,6 +124,25 @@ EVENTS: list[dict[str, Any]] = [
     _click(5, 3800, "pB", "u5", "FR"),
 ]
 
+FILLER = 2_000  # late impressions on many keys: every partition's time moves past the grace
+
+
+def filler(count: int = FILLER) -> list[dict[str, Any]]:
+    step = 3599 / count  # all inside hour 2
+    return [
+        {
+            "type": "impression",
+            "event_id": f"f{n}",
+            "ts": ts(7200 + n * step),
+            "impression_id": f"fm{n}",
+            "campaign_id": "cmp",
+            "partner_id": "pF",
+            "channel": "display",
+        }
+        for n in range(count)
+    ]
+
+
 # Latest state (attributed_latest):
 # (conversion_id, version, status, original_status, touch, click_id, partner, ctit, revenue)
 EXPECTED_ATTRIBUTED = sorted(
@@ -145,7 +164,34 @@ EXPECTED_AGG = {
     (0, "", "lead"): (0, 0, 1.0, 0.0, 0.0, 0.0),
     (1, "pB", ""): (0, 1, 0.0, 0.0, 0.0, 0.5),
 }
-EXPECTED_RAW = {"impressions": 1, "clicks": 5, "conversions": 5}  # the duplicate is dropped
+
+
+def expected_agg(fillers: int = FILLER) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Filler impressions all fall in hour 2 (7200 s to 10 799 s)."""
+    return {**EXPECTED_AGG, (2, "pF", ""): (fillers, 0, 0.0, 0.0, 0.0, 0.0)}
+
+
+def expected_raw(fillers: int = FILLER) -> dict[str, int]:
+    # the duplicate delivery of v1 is dropped
+    return {"impressions": 1 + fillers, "clicks": 5, "conversions": 5}
+
+
+def report(dsn: str, database: str = "clicktrail") -> dict[str, Any]:
+    """Everything a test compares, read from one store (run in its own process: chDB)."""
+    from clicktrail.sinks.store import Store
+
+    store = Store(dsn, database)
+    return {
+        "raw": {
+            t: store.rows(f"SELECT count() FROM {database}.{t}")[0][0]
+            for t in ("impressions", "clicks", "conversions")
+        },
+        "attributed": attributed_rows(store),
+        "agg": {"|".join(map(str, k)): v for k, v in agg_rows(store).items()},
+        "dead_letters": sorted(
+            r[0] for r in store.rows(f"SELECT reason FROM {database}.dead_letters")
+        ),
+    }
 
 
 def attributed_rows(store: Any) -> list[tuple[Any, ...]]:

@@ -111,6 +111,7 @@ class Run:
     def tick(self) -> list[AttributedConversion]:
         start = len(self.rows)
         self._forward(self.pipeline.tick(), "test@tick")
+        self._forward(self.pipeline.tick_users(), "test@tick-users")
         return self.rows[start:]
 
     def drain(self) -> list[AttributedConversion]:
@@ -142,8 +143,8 @@ class TestLastClick:
     def test_clicks_outside_the_window_do_not_count(self) -> None:
         run = Run()
         late = 31 * 86_400
-        rows = run.send(click(1, 0), conversion(1, late, user={"user_id": "u1"}))
-        assert [r.touch for r in rows] == ["none"]
+        assert run.send(click(1, 0), conversion(1, late, user={"user_id": "u1"})) == []
+        assert [r.touch for r in run.drain()] == ["none"]
 
     def test_other_advertisers_clicks_are_not_credited(self) -> None:
         run = Run()
@@ -188,8 +189,8 @@ class TestMultiTouchAndViews:
 
     def test_view_window_is_one_day_by_default(self) -> None:
         run = Run()
-        rows = run.send(impression(1, 0), conversion(9, 2 * 86_400, user={"user_id": "u1"}))
-        assert [r.touch for r in rows] == ["none"]
+        assert run.send(impression(1, 0), conversion(9, 2 * 86_400, user={"user_id": "u1"})) == []
+        assert [r.touch for r in run.drain()] == ["none"]
 
 
 class TestOutOfOrder:
@@ -212,6 +213,20 @@ class TestOutOfOrder:
         run = Run()
         run.send(conversion(1, 100, click_id="clk-never"))
         assert [r.touch for r in run.drain()] == ["none"]
+
+    def test_cookie_conversion_waits_for_a_click_from_another_partition(self) -> None:
+        run = Run()
+        assert run.send(conversion(1, 100, user={"user_id": "u1"})) == []
+        rows = run.send(click(1, 90))
+        assert [(r.click_id, r.ctit_seconds) for r in rows] == [("clk1", 10)]
+
+    def test_cookie_conversion_settles_after_the_grace_period(self) -> None:
+        run = Run()
+        run.send(conversion(1, 100, user={"user_id": "u1"}))
+        run.send(click(7, 350, user="u2"))
+        assert run.tick() == [], "grace (300 s) not over at 350 s"
+        run.send(click(8, 401, user="u3"))
+        assert [(r.touch, r.conversion_id) for r in run.tick()] == [("none", "v1")]
 
 
 class TestTransactions:
@@ -291,3 +306,17 @@ def test_models_weights(model: str, expected: list[float]) -> None:
 def test_time_decay_halves_per_week() -> None:
     weights = credit("time_decay", [T0, T0 + timedelta(days=7)], T0 + timedelta(days=7))
     assert weights == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_an_older_report_arriving_late_does_not_override_the_newer() -> None:
+    run = Run()
+    run.send(click(1, 0))
+    run.send(conversion(5, 600, click_id="clk1", txid="T1", status="approved", revenue=90.0))
+    rows = run.send(conversion(1, 60, click_id="clk1", txid="T1", status="pending"))
+    row = rows[0]
+    assert (row.status, row.original_status, row.revenue, row.version) == (
+        "approved",
+        "pending",
+        90,
+        2,
+    )

@@ -7,10 +7,14 @@ the partition (and worker) that holds its click; impressions by
 
 from __future__ import annotations
 
+import os
+
 from clicktrail.contracts import AnyEvent, Click, Conversion, Impression
 from clicktrail.contracts.internal import ResolvedConversion, Touch
 
-PREFIX = "clicktrail"
+PREFIX = os.environ.get("CLICKTRAIL_TOPIC_PREFIX", "clicktrail")
+"""Namespace of every topic; set ``CLICKTRAIL_TOPIC_PREFIX`` to run several pipelines
+(or test runs) on one Kafka cluster."""
 IMPRESSIONS = f"{PREFIX}.impressions"
 CLICKS = f"{PREFIX}.clicks"
 CONVERSIONS = f"{PREFIX}.conversions"

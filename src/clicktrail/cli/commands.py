@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from clicktrail.edge.app import build_app
+    from clicktrail.edge.serve import server_config
 
     registry = load_registry(args.config)
     store = _open_store(args)
@@ -162,17 +163,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = EmbeddedRuntime(registry, store)
     app = build_app(runtime)
     url = f"http://{args.host}:{args.port}"
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, args.host, args.port))
     path = chdb_path(store.dsn)
     if path is not None:
         service_file.write(path, url)
@@ -204,3 +195,36 @@ def _banner(url: str, store: Store) -> str:
         f'  clicktrail query "SELECT event_id, campaign_id, partner_id FROM '
         f'{store.database}.clicks"'
     )
+
+
+def worker(args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from clicktrail.bus.kafka import create_topics
+    from clicktrail.bus.topics import ALL_TOPICS
+    from clicktrail.runtime.faust_app import FaustRuntime, WorkerSettings, default_table_store
+    from clicktrail.sinks.clickhouse import ClickHouseSink
+
+    registry = load_registry(args.config)
+    store = _open_store(args)
+    apply_migrations(store)
+    settings = WorkerSettings(
+        bootstrap=args.broker,
+        partitions=args.partitions,
+        app_id=args.app_id,
+        data_dir=args.data_dir,
+        table_store=args.table_store or default_table_store(),
+        tick_seconds=args.tick_seconds,
+    )
+    try:
+        create_topics(args.broker, args.partitions, topics=ALL_TOPICS)
+    except Exception as error:  # kafka-python raises many kinds for an absent broker
+        raise StoreError(f"Kafka at {args.broker} is not reachable: {error}") from None
+    runtime = FaustRuntime(registry, ClickHouseSink(store), settings)
+    print(
+        f"clicktrail worker {args.app_id} on {args.broker} ({args.partitions} partitions), "
+        f"store {store.dsn}, tables {settings.table_store}",
+        flush=True,
+    )
+    Worker(runtime.app, loglevel=args.log_level.upper(), quiet=True).execute_from_commandline()
+    return 0

@@ -129,6 +129,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schemas.set_defaults(handler=commands.schemas)
 
+    worker = sub.add_parser(
+        "worker",
+        help="run a Faust worker: the processors on Kafka (scale-out)",
+        description="Consume the event topics from Kafka and run the processors; start more "
+        "workers (same --app-id) to split the partitions. Writes to --store.",
+    )
+    _common(worker)
+    worker.add_argument(
+        "--broker",
+        default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP or %(default)s)",
+    )
+    worker.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="partitions of the topics it creates when missing (default: %(default)s)",
+    )
+    worker.add_argument("--app-id", default="clicktrail", help="consumer group / app id")
+    worker.add_argument(
+        "--data-dir", default="var/worker", help="local table data (default: %(default)s)"
+    )
+    worker.add_argument(
+        "--table-store",
+        default=None,
+        help="Faust table store: rocksdb:// (default when rocksdict is installed) or memory://",
+    )
+    worker.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=5.0,
+        help="how often waiting conversions are checked against the watermark "
+        "(default: %(default)s)",
+    )
+    worker.set_defaults(handler=commands.worker)
+
+    from clicktrail.edge import cli as edge_cli
+
+    edge = sub.add_parser(
+        "edge",
+        help="run the tracking edge alone, producing to Kafka (scale-out)",
+        description="Serve pixels, click redirects, postbacks and batch intake, and produce "
+        "the events to Kafka; while Kafka is away they wait in a local spool.",
+    )
+    edge_cli.add_arguments(edge)
+    edge.set_defaults(handler=edge_cli.edge)
+
+    from clicktrail.simulate import cli as simulate_cli
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="generate a seeded traffic scenario with ground truth (events, truth, registry)",
+    )
+    simulate_cli.add_arguments(simulate)
+    simulate.set_defaults(handler=simulate_cli.run)
+
     check = sub.add_parser(
         "check-config",
         help="validate a registry file and summarize it",

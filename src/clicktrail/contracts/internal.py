@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from clicktrail.contracts.common import Contract, EventTime, Id
 from clicktrail.contracts.events import Channel, Click, Conversion, DeviceType, Impression
 
@@ -56,7 +58,10 @@ class ResolvedConversion(Contract):
     type: Literal["resolved_conversion"] = "resolved_conversion"
     conversion: Conversion
     click: Touch | None = None
-    lookup: Literal["found", "unknown_click", "no_click"]
+    lookup: Literal["found", "unknown_click", "no_click", "settled"] = Field(
+        description="found: its click is known; unknown_click: the click never came; "
+        "no_click: match by user; settled: waited for the user's touches, credit what is there"
+    )
 
     @property
     def user_id(self) -> str | None:

@@ -10,7 +10,7 @@ follow the action's policy; status updates keep the original status.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,12 +31,16 @@ class Attributor:
         self,
         paths: StateStore,
         conversions: StateStore,
+        waiting: StateStore,
         *,
         campaigns: Mapping[str, Campaign],
         actions: Mapping[str, Action],
+        grace_for: Callable[[Conversion], timedelta],
     ) -> None:
         self.paths = paths
         self.conversions = conversions
+        self.waiting = waiting
+        self.grace_for = grace_for
         self.campaigns = campaigns
         self.actions = actions
         windows = [c.attribution.click_window_days for c in campaigns.values()]
@@ -44,7 +48,8 @@ class Attributor:
 
     # -- touches -------------------------------------------------------------------------
 
-    def on_touch(self, touch: Touch) -> list[AttributedConversion]:
+    def on_touch(self, touch: Touch, origin: str) -> list[AttributedConversion]:
+        """Extend the user's path; conversions waiting for this user get another try."""
         if not touch.user_id:
             return []
         path: list[dict[str, Any]] = self.paths.get(touch.user_id) or []
@@ -52,7 +57,22 @@ class Attributor:
             return []
         path = sorted([*path, touch.model_dump(mode="json")], key=lambda t: t["ts"])
         self.paths[touch.user_id] = path[-MAX_TOUCHES_PER_USER:]
-        return []
+        waiting = self.waiting.get(touch.user_id)
+        if not waiting:
+            return []
+        rows: list[AttributedConversion] = []
+        still = []
+        for entry in waiting:
+            resolved = ResolvedConversion.model_validate(entry["resolved"])
+            if self._credited_path(resolved)[0]:
+                rows.extend(self.on_conversion(resolved, origin))
+            else:
+                still.append(entry)
+        if still:
+            self.waiting[touch.user_id] = still
+        else:
+            del self.waiting[touch.user_id]
+        return rows
 
     # -- conversions ---------------------------------------------------------------------
 
@@ -75,9 +95,48 @@ class Attributor:
                 self.conversions[key] = state
                 return _rows(state)
             key = f"{key}|{conversion.event_id}"  # policy "new": a conversion of its own
+        if self._should_wait(resolved):
+            return []
         state = self._attribute(resolved, origin)
         self.conversions[key] = state
         return _rows(state)
+
+    def _should_wait(self, resolved: ResolvedConversion) -> bool:
+        """A cookie-matched conversion with no touch yet may be ahead of the user's click
+        (another partition, another worker): hold it for the grace period."""
+        user = resolved.user_id
+        if resolved.lookup != "no_click" or not user or self._credited_path(resolved)[0]:
+            return False
+        conversion = resolved.conversion
+        entries: list[dict[str, Any]] = self.waiting.get(user) or []
+        if all(e["event_id"] != conversion.event_id for e in entries):
+            deadline = (conversion.ts + self.grace_for(conversion)).timestamp()
+            entry = {
+                "event_id": conversion.event_id,
+                "deadline": deadline,
+                "resolved": resolved.model_dump(mode="json"),
+            }
+            self.waiting[user] = [*entries, entry]
+        return True
+
+    def settle(self, watermark: datetime) -> list[ResolvedConversion]:
+        """Conversions whose wait is over, to be credited with whatever path there is."""
+        now = watermark.timestamp()
+        out = []
+        for user in sorted(self.waiting):
+            entries = self.waiting[user]
+            due = [e for e in entries if e["deadline"] <= now]
+            if not due:
+                continue
+            rest = [e for e in entries if e["deadline"] > now]
+            if rest:
+                self.waiting[user] = rest
+            else:
+                del self.waiting[user]
+            for entry in due:
+                resolved = ResolvedConversion.model_validate(entry["resolved"])
+                out.append(resolved.model_copy(update={"lookup": "settled"}))
+        return out
 
     def _attribute(self, resolved: ResolvedConversion, origin: str) -> dict[str, Any]:
         conversion = resolved.conversion
@@ -98,6 +157,7 @@ class Attributor:
             "original_status": conversion.status,
             "revenue": conversion.revenue,
             "payout": conversion.payout,
+            "latest_ts": conversion.ts.isoformat(),
             "version": 1,
             "previous": None,
             "credited": credited,
@@ -185,17 +245,28 @@ def _identity(conversion: Conversion) -> str:
 
 
 def _updated(previous: dict[str, Any], conversion: Conversion, origin: str) -> dict[str, Any]:
-    status = conversion.status
-    if previous["status"] in FINAL_STATUSES and status == "pending":
-        status = previous["status"]  # a late "pending" never undoes a decision
-    amounts_given = conversion.revenue > 0 or conversion.payout > 0
+    """Apply a repeated transaction. Event time decides, not arrival: an older report
+    only corrects the original status; the newest report sets status and amounts."""
+    newest = conversion.ts >= datetime.fromisoformat(previous["latest_ts"])
+    status = previous["status"]
+    revenue, payout = previous["revenue"], previous["payout"]
+    original = previous["original_status"]
+    if newest:
+        if not (previous["status"] in FINAL_STATUSES and conversion.status == "pending"):
+            status = conversion.status  # a late "pending" never undoes a decision
+        if conversion.revenue > 0 or conversion.payout > 0:
+            revenue, payout = conversion.revenue, conversion.payout
+    if conversion.ts < datetime.fromisoformat(previous["conversion"]["ts"]):
+        original = conversion.status
     return {
         **previous,
         "origin": origin,
         "event_id": conversion.event_id,
         "status": status,
-        "revenue": conversion.revenue if amounts_given else previous["revenue"],
-        "payout": conversion.payout if amounts_given else previous["payout"],
+        "original_status": original,
+        "revenue": revenue,
+        "payout": payout,
+        "latest_ts": max(conversion.ts, datetime.fromisoformat(previous["latest_ts"])).isoformat(),
         "version": previous["version"] + 1,
         "previous": {
             "status": previous["status"],

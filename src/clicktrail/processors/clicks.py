@@ -61,18 +61,22 @@ class ClickResolver:
         return []
 
     def expire(self, watermark: datetime) -> StageOutput:
-        """Release conversions whose click never came; forget clicks past retention."""
+        """Release conversions whose click never came (cheap: only waiting conversions)."""
         now = watermark.timestamp()
         out: StageOutput = []
         for click_id in sorted(k for k, v in self.pending.items() if v["deadline"] <= now):
             for data in self.pending.pop(click_id)["conversions"]:
                 conversion = Conversion.model_validate(data)
                 out.append(ResolvedConversion(conversion=conversion, lookup="unknown_click"))
+        return out
+
+    def forget(self, watermark: datetime) -> int:
+        """Drop clicks past retention (a sweep over every click: run it rarely)."""
         horizon = watermark - self.retention
         stale = [k for k, v in self.clicks.items() if datetime.fromisoformat(v["ts"]) < horizon]
         for click_id in stale:
             del self.clicks[click_id]
-        return out
+        return len(stale)
 
     def drain(self) -> StageOutput:
         """End of input: every waiting conversion leaves as ``unknown_click``."""

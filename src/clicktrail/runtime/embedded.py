@@ -25,7 +25,8 @@ from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
 
-TICK_EVERY = 10_000  # messages between housekeeping passes (expiry, late conversions)
+TICK_EVERY = 10_000  # messages between settling passes (late conversions)
+HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
 
 
 class EmbeddedRuntime:
@@ -66,7 +67,9 @@ class EmbeddedRuntime:
             self.processed += 1
             if self.processed % TICK_EVERY == 0:
                 self._forward(self.pipeline.tick(), message.source, message.offset)
-                self.pipeline.tick_users()
+                self._forward(self.pipeline.tick_users(), message.source, message.offset)
+            if self.processed % HOUSEKEEP_EVERY == 0:
+                self.pipeline.housekeep()
             if self.sink.due():
                 self.sink.flush()
         return handled

@@ -20,12 +20,13 @@ from clicktrail.config.registry import AttributionSettings
 from clicktrail.contracts import AnyEvent, Click, Conversion, Impression, StateStore
 from clicktrail.contracts.internal import ResolvedConversion, Touch
 from clicktrail.processors.attribution import Attributor
-from clicktrail.processors.clicks import ClickResolver
+from clicktrail.processors.clicks import END_OF_TIME, ClickResolver
 from clicktrail.processors.dedup import Dedup
 
 Forwarded = Touch | ResolvedConversion
 StoreFactory = Callable[[str], StateStore]
-STATE_NAMES = ("dedup", "clicks", "pending", "paths", "conversions")
+STATE_NAMES = ("dedup", "clicks", "pending", "paths", "conversions", "waiting")
+USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -47,8 +48,10 @@ class Pipeline:
         self.attributor = Attributor(
             stores("paths"),
             stores("conversions"),
+            stores("waiting"),
             campaigns=registry.campaigns,
             actions=registry.actions,
+            grace_for=self._grace,
         )
         self.watermark = BEGINNING
 
@@ -72,20 +75,29 @@ class Pipeline:
         return StageResult(stored=[event], forwarded=forwarded)
 
     def tick(self) -> list[Forwarded]:
-        """Housekeeping at the current watermark; returns conversions whose grace ran out."""
-        self.dedup.expire(self.watermark)
+        """Conversions whose grace ran out at the current watermark (cheap; run often)."""
         return self.clicks.expire(self.watermark)
+
+    def housekeep(self) -> int:
+        """Forget state past its retention: sweeps over every key, so run it rarely."""
+        return (
+            self.dedup.expire(self.watermark)
+            + self.clicks.forget(self.watermark)
+            + self.attributor.expire(self.watermark)
+        )
 
     def drain(self) -> list[Forwarded]:
         """End of input: nothing more will come, so no conversion waits any longer."""
-        return self.clicks.drain()
+        return [*self.clicks.drain(), *self.attributor.settle(END_OF_TIME)]
 
     # -- user stage ----------------------------------------------------------------------
 
     def on_forwarded(self, record: Forwarded, origin: str) -> list[BaseModel]:
         if isinstance(record, Touch):
-            return list(self.attributor.on_touch(record))
+            return list(self.attributor.on_touch(record, origin))
         return list(self.attributor.on_conversion(record, origin))
 
-    def tick_users(self) -> None:
-        self.attributor.expire(self.watermark)
+    def tick_users(self) -> list[Forwarded]:
+        """Conversions whose wait for a touch is over; they go through the user stage
+        again, as messages of their own (cheap; run often)."""
+        return list(self.attributor.settle(self.watermark))

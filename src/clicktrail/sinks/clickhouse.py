@@ -77,11 +77,11 @@ class ClickHouseSink:
         high = self._written.get(key)
         if high is None:
             rows = self.store.rows(
-                f"SELECT max(src_offset) FROM {self.store.database}.{table} "
+                f"SELECT max(src_offset), count() FROM {self.store.database}.{table} "
                 "WHERE src = {src:String}",
                 {"src": src},
             )
-            high = self._written[key] = int(rows[0][0]) if rows else 0
+            high = self._written[key] = int(rows[0][0]) if rows and rows[0][1] else -1
         return high
 
     def add(self, record: BaseModel, src: str, offset: int) -> bool:
@@ -116,23 +116,32 @@ class ClickHouseSink:
         """Write every buffered batch, one insert per table; a failed table keeps its rows.
 
         Call it between messages, never in the middle of one: all rows of a message
-        must land in the same insert for the offset bookkeeping to hold.
+        must land in the same insert for the offset bookkeeping to hold. Batches are
+        taken out first, so rows added meanwhile (from another thread's loop) wait for
+        the next flush; callers serialize flushes so a source's inserts stay in order.
         """
-        written = 0
-        for table in list(self._batches):
-            rows = self._batches[table]
-            shape = self._shapes[table]
-            src_index = shape.columns.index("src")
-            offset_index = shape.columns.index("src_offset")
-            token = dedup_token(table, rows, src_index, offset_index)
-            self.store.insert(table, rows, shape.columns, token)
-            for row in rows:
-                key = (table, row[src_index])
-                if row[offset_index] > self._written.get(key, 0):
-                    self._written[key] = row[offset_index]
-            written += len(rows)
-            del self._batches[table]
+        batches, self._batches = self._batches, {}
         self._oldest = None
+        written = 0
+        try:
+            for table in list(batches):
+                rows = batches[table]
+                shape = self._shapes[table]
+                src_index = shape.columns.index("src")
+                offset_index = shape.columns.index("src_offset")
+                token = dedup_token(table, rows, src_index, offset_index)
+                self.store.insert(table, rows, shape.columns, token)
+                for row in rows:
+                    key = (table, row[src_index])
+                    if row[offset_index] > self._written.get(key, -1):
+                        self._written[key] = row[offset_index]
+                written += len(rows)
+                del batches[table]
+        finally:
+            for table, rows in batches.items():  # not written: back in front of newer rows
+                self._batches[table] = rows + self._batches.get(table, [])
+            if self._batches and self._oldest is None:
+                self._oldest = self.clock()
         self.rows_written += written
         if written:
             log.debug("sink.flushed", rows=written)

@@ -1,0 +1,55 @@
+"""Putting events on the real broker the way the edge does: validated, keyed, serialized."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from clicktrail.bus.kafka import serialize
+from clicktrail.bus.topics import partition_key, topic_for
+from clicktrail.processors.intake import Intake, Rejection
+
+FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+def bootstrap() -> str:
+    value = os.environ.get("KAFKA_BOOTSTRAP")
+    if not value:
+        raise AssertionError(
+            "KAFKA_BOOTSTRAP is not set: run 'make test' (it starts a local broker) "
+            "or point KAFKA_BOOTSTRAP at one"
+        )
+    return value
+
+
+def produce(
+    servers: str,
+    events: Iterable[dict[str, Any]],
+    raw: Iterable[tuple[str, bytes]] = (),
+    prefix: str = "clicktrail",
+) -> int:
+    """Send events as the edge would, to ``prefix``'s topics; ``raw`` adds (topic suffix,
+    bytes) messages as they are."""
+    from kafka import KafkaProducer
+
+    intake = Intake(clock=lambda: FAR_FUTURE, ip_mode="truncate")
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
+    sent = 0
+    try:
+        for data in events:
+            event = intake.parse(orjson.dumps(data))
+            assert not isinstance(event, Rejection), event
+            topic = f"{prefix}.{topic_for(event).partition('.')[2]}"
+            producer.send(topic, key=partition_key(event).encode(), value=serialize(event))
+            sent += 1
+        for suffix, value in raw:
+            producer.send(f"{prefix}.{suffix}", key=b"poison", value=value)
+            sent += 1
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    return sent

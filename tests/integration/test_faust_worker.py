@@ -1,0 +1,221 @@
+"""Faust workers on the real broker: same results as embedded, after a kill, and split in two.
+
+Every test gets its own topic prefix and consumer group; each worker writes to
+its own embedded ClickHouse (chDB allows one process per data directory), and
+the stores are read afterwards in a separate process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.integration.kafka_helpers import bootstrap, produce
+from tests.scenarios import attribution as scenario
+
+pytestmark = pytest.mark.kafka
+PARTITIONS = 4
+READY_TIMEOUT = 90
+
+
+class Worker:
+    def __init__(self, root: Path, name: str, prefix: str, config: Path) -> None:
+        self.store = f"chdb://{root / name / 'store'}"
+        self.log = root / f"{name}.log"
+        self.args = [
+            sys.executable,
+            "-m",
+            "clicktrail.cli.main",
+            "worker",
+            "--broker",
+            bootstrap(),
+            "--partitions",
+            str(PARTITIONS),
+            "--app-id",
+            prefix,
+            "--config",
+            str(config),
+            "--store",
+            self.store,
+            "--data-dir",
+            str(root / name / "data"),
+        ]
+        self.env = {**os.environ, "CLICKTRAIL_TOPIC_PREFIX": prefix}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=handle, stderr=handle)
+        handle.close()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while b"Worker ready" not in self.log.read_bytes().split(b"clicktrail worker")[-1]:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "worker not ready:\n" + self.log.read_text()[-3000:]
+            time.sleep(0.3)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)
+
+    def report(self) -> dict[str, Any]:
+        code = (
+            f"import json; from tests.scenarios.attribution import report; "
+            f"print(json.dumps(report({self.store!r}), default=str))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        return dict(json.loads(result.stdout))
+
+
+def lag(group: str, prefix: str) -> int:
+    """Messages not yet committed by the group on the pipeline's consumed topics."""
+    from kafka import KafkaAdminClient, KafkaConsumer
+
+    topics = [
+        f"{prefix}.{t}" for t in ("impressions", "clicks", "conversions", "touches", "dead_letters")
+    ]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap())
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+        ends = consumer.end_offsets(list(_partitions(consumer, topics)))
+        return sum(
+            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+        )
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _partitions(consumer: Any, topics: list[str]) -> Iterator[Any]:
+    from kafka import TopicPartition
+
+    for topic in topics:
+        for partition in consumer.partitions_for_topic(topic) or ():
+            yield TopicPartition(topic, partition)
+
+
+def wait_until_settled(group: str, prefix: str, timeout: float = 120) -> None:
+    """All consumed and committed, then a tick period so waiting conversions settle."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while True:
+        remaining = lag(group, prefix)
+        if remaining == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 5:  # > tick interval + commit interval
+                return
+        else:
+            quiet_since = None
+        assert time.monotonic() < deadline, f"still {remaining} messages behind"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, str, Path]:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = tmp_path / "registry.yaml"
+    config.write_text(yaml.safe_dump(scenario.REGISTRY), encoding="utf-8")
+    return tmp_path, prefix, config
+
+
+def check(report: dict[str, Any], fillers: int, dead_letters: list[str]) -> None:
+    assert report["raw"] == scenario.expected_raw(fillers)
+    got = [tuple(r) for r in report["attributed"]]
+    want = scenario.EXPECTED_ATTRIBUTED
+    assert [r[:7] for r in got] == [r[:7] for r in want]
+    for row, expected in zip(got, want, strict=True):
+        assert row[7] == (pytest.approx(expected[7]) if expected[7] is not None else None)
+        assert row[8] == pytest.approx(expected[8])
+    agg = {tuple(k.split("|")): tuple(v) for k, v in report["agg"].items()}
+    expected_agg = {(str(h), p, a): v for (h, p, a), v in scenario.expected_agg(fillers).items()}
+    assert set(agg) == set(expected_agg)
+    for key, value in expected_agg.items():
+        assert agg[key] == pytest.approx(value), key
+    assert report["dead_letters"] == dead_letters
+
+
+def merged(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    agg: dict[str, list[float]] = {}
+    for report in reports:
+        for key, values in report["agg"].items():
+            agg[key] = [a + b for a, b in zip(agg.get(key, [0] * len(values)), values, strict=True)]
+    return {
+        "raw": {t: sum(r["raw"][t] for r in reports) for t in reports[0]["raw"]},
+        "attributed": sorted(tuple(row) for r in reports for row in r["attributed"]),
+        "agg": agg,
+        "dead_letters": sorted(d for r in reports for d in r["dead_letters"]),
+    }
+
+
+def test_faust_worker_matches_the_hand_computed_results(setup: tuple[Path, str, Path]) -> None:
+    root, prefix, config = setup
+    worker = Worker(root, "w1", prefix, config).start()
+    try:
+        produce(
+            bootstrap(),
+            [*scenario.EVENTS, *scenario.filler()],
+            raw=[("clicks", b"{not json")],
+            prefix=prefix,
+        )
+        wait_until_settled(prefix, prefix)
+    finally:
+        worker.stop()
+    check(worker.report(), scenario.FILLER, ["poison_message"])
+
+
+def test_a_killed_worker_resumes_without_loss_or_double_count(
+    setup: tuple[Path, str, Path],
+) -> None:
+    root, prefix, config = setup
+    fillers = 15_000
+    worker = Worker(root, "w1", prefix, config).start()
+    try:
+        produce(bootstrap(), [*scenario.EVENTS, *scenario.filler(fillers)], prefix=prefix)
+        total = lag(prefix, prefix)
+        deadline = time.monotonic() + 60
+        while lag(prefix, prefix) > total * 0.6:  # kill it in the middle of the stream
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        left = lag(prefix, prefix)
+        worker.stop(signal.SIGKILL)
+        assert left > 0, "the worker finished before it could be killed mid-stream"
+        worker.start()
+        wait_until_settled(prefix, prefix)
+    finally:
+        worker.stop()
+    check(worker.report(), fillers, [])
+
+
+def test_two_workers_split_the_partitions_and_match_one(setup: tuple[Path, str, Path]) -> None:
+    root, prefix, config = setup
+    first = Worker(root, "w1", prefix, config).start()
+    second = Worker(root, "w2", prefix, config)
+    try:
+        second.start()
+        time.sleep(3)  # let the group settle on two members
+        produce(bootstrap(), [*scenario.EVENTS, *scenario.filler()], prefix=prefix)
+        wait_until_settled(prefix, prefix)
+    finally:
+        first.stop()
+        second.stop()
+    reports = [first.report(), second.report()]
+    assert all(r["raw"]["impressions"] > 0 for r in reports), "each worker owns partitions"
+    check(merged(reports), scenario.FILLER, [])
