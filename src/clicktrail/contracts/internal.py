@@ -35,8 +35,9 @@ class Touch(Contract):
 
     @classmethod
     def of(cls, event: Click | Impression) -> Touch:
+        """Built from a validated event, so its fields are not validated again."""
         user = event.user
-        return cls(
+        return cls.model_construct(
             kind=event.type,
             touch_id=event.click_id if isinstance(event, Click) else event.impression_id,
             event_id=event.event_id,

@@ -105,6 +105,17 @@ class Intake:
                 str(event_type)[:64],
                 event_id,
             )
+        user = data.get("user")
+        if isinstance(user, dict) and isinstance(ip := user.get("ip"), str):
+            try:  # anonymize before the model exists: no raw address is ever held in one
+                data = {**data, "user": {**user, "ip": self._anonymize_ip(ip)}}
+            except ValueError:
+                return Rejection(
+                    "invalid_field",
+                    f"user.ip: {ip[:64]!r} is not an IPv4 or IPv6 address",
+                    event_type,
+                    event_id,
+                )
         try:
             event = EVENT_ADAPTER.validate_python(data)
         except ValidationError as error:
@@ -121,24 +132,7 @@ class Intake:
                 event_type,
                 event_id,
             )
-        return self._anonymized(event)
-
-    def _anonymized(self, event: AnyEvent) -> AnyEvent | Rejection:
-        ip = event.user.ip
-        if ip is None:
-            return event
-        try:
-            safe = self._anonymize_ip(ip)
-        except ValueError:
-            return Rejection(
-                "invalid_field",
-                f"user.ip: {ip[:64]!r} is not an IPv4 or IPv6 address",
-                event.type,
-                event.event_id,
-            )
-        if safe == ip:
-            return event
-        return event.model_copy(update={"user": event.user.model_copy(update={"ip": safe})})
+        return event
 
     def dead_letter(self, rejection: Rejection, payload: Any, source: str) -> DeadLetter:
         if isinstance(payload, bytes):
