@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from clicktrail.config import Registry, load_registry
 from clicktrail.sinks.migrations import migrate
@@ -38,3 +39,11 @@ def store(chdb_dsn: str) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def example_registry() -> Registry:
     return load_registry(EXAMPLE_CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Tests that run the CLI in-process configure structlog onto pytest's captured
+    stream; reset it so no later test logs into a closed file."""
+    yield
+    structlog.reset_defaults()

@@ -44,3 +44,26 @@ def test_a_rerun_of_the_same_input_writes_nothing_twice(store: Store) -> None:
     assert second.sink.rows_skipped > 0
     assert scenario.agg_rows(store) == before
     assert len(scenario.attributed_rows(store)) == len(scenario.EXPECTED_ATTRIBUTED)
+
+
+def test_analyst_views_answer_from_the_rollups(store: Store) -> None:
+    run_scenario(store)
+    db = store.database
+    partners = {
+        r[0]: r[1:]
+        for r in store.rows(
+            f"SELECT partner_id, clicks, conversions, approved, toFloat64(revenue), "
+            f"toFloat64(spend) FROM {db}.partner_report"
+        )
+    }
+    assert partners["pA"] == pytest.approx((2, 2.0, 1.0, 140.0, 1.01))
+    assert partners["pB"] == pytest.approx((3, 1.0, 0.0, 0.0, 1.5))
+    funnel = store.rows(
+        f"SELECT sum(impressions), sum(clicks), sum(purchases), sum(leads) FROM {db}.funnel_daily"
+    )[0]
+    assert funnel == (1 + scenario.FILLER, 5, 2.0, 2.0)
+    models = store.rows(
+        f"SELECT partner_id, conversions FROM {db}.attribution_model_comparison "
+        "WHERE action = 'purchase' ORDER BY partner_id"
+    )
+    assert models == [("pA", 2.0)]

@@ -228,3 +228,30 @@ def worker(args: argparse.Namespace) -> int:
     )
     Worker(runtime.app, loglevel=args.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from clicktrail.bench.report import as_json, collect, table
+
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = parts - {"edge", "embedded", "sink", "faust", "latency"}
+    if unknown:
+        print(
+            f"clicktrail: error: unknown bench parts: {', '.join(sorted(unknown))}", file=sys.stderr
+        )
+        return 2
+    figures = collect(
+        events=args.events,
+        rows=args.rows,
+        faust_events=args.faust_events,
+        samples=args.samples,
+        runs=max(1, args.runs),
+        broker=args.broker or None,
+        edge_seconds=args.edge_seconds,
+        parts=parts,
+        progress=lambda text: print(f"  {text} ...", file=sys.stderr, flush=True),
+    )
+    print(table(figures))
+    if args.json:
+        Path(args.json).write_text(as_json(figures) + "\n", encoding="utf-8")
+    return 0

@@ -145,6 +145,39 @@ class IntakeSettings(Section):
     )
 
 
+class EdgeSettings(Section):
+    """The tracking edge: cookies, proxies, the local spool and postback defaults."""
+
+    cookie_name: str = Field(
+        "ct_uid", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="First-party user id cookie"
+    )
+    cookie_max_age_days: float = Field(390, gt=0, le=400)
+    cookie_domain: Domain | None = Field(None, description="Share the cookie with subdomains")
+    cookie_secure: bool = Field(False, description="Send the cookie over HTTPS only")
+    trusted_proxies: list[Cidr] = Field(
+        default_factory=list,
+        description="Peers whose X-Forwarded-For is believed (load balancers); empty: none",
+    )
+    country_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9\-]{1,64}$",
+        description="Header a CDN sets with the visitor's country, e.g. CF-IPCountry",
+    )
+    default_action: ActionName = Field(
+        "lead", description="Action of a postback or conversion pixel that names none"
+    )
+    recent_txids: int = Field(
+        100_000, ge=0, le=10_000_000, description="Postbacks remembered for duplicate answers"
+    )
+    max_query_bytes: int = Field(8192, ge=512, le=65_536)
+    spool_dir: str = Field("./var/spool", description="Where events wait while Kafka is away")
+    spool_fsync: Literal["always", "interval", "never"] = Field(
+        "interval", description="always: per write; interval: every spool_fsync_ms; never: OS"
+    )
+    spool_fsync_ms: float = Field(200, gt=0, le=60_000)
+    spool_segment_bytes: int = Field(64 << 20, ge=1 << 16, le=1 << 32)
+
+
 class FraudSettings(Section):
     window_seconds: float = Field(3600, gt=0)
     max_clicks_per_ip: int = Field(30, ge=1)
@@ -202,6 +235,7 @@ class Registry(Section):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 

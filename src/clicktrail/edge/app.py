@@ -1,173 +1,156 @@
-"""The HTTP service: batch intake, health and a read-only SQL endpoint.
+"""The edge application: endpoints composed into one Starlette app.
 
-Small Starlette endpoints over the embedded runtime. Client mistakes are
-answered with a 4xx and a reason code; anything that looked like an event
-and was refused is dead-lettered with that reason.
+Every route is a Starlette ``Route`` over a small ASGI endpoint, so the app is
+introspectable (the OpenAPI test walks ``app.routes``) and Starlette answers
+404/405 and runs the lifespan. The tracking paths (pixels, click, postback)
+also sit in a dict in front of the router, :class:`HotPaths`, which calls the
+very same endpoint without the router's regex walk and middleware stack:
+that is most of the per-request cost at these request rates.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ipaddress
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
-import orjson
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clicktrail.edge.errors import EdgeError, error_response, handle_edge_error
-from clicktrail.processors.intake import Rejection
+from clicktrail.edge.backend import EdgeBackend, EmbeddedBackend
+from clicktrail.edge.batch import BatchIntake
+from clicktrail.edge.click import PREFIX as CLICK_PREFIX
+from clicktrail.edge.click import ClickRedirect
+from clicktrail.edge.context import Clock, EdgeContext
+from clicktrail.edge.endpoint import Endpoint
+from clicktrail.edge.health import Health, Metrics, Ready
+from clicktrail.edge.pixel import ImpressionPixel
+from clicktrail.edge.postback import ConversionPixel, Postback
+from clicktrail.edge.query import QUERY_TOKEN_ENV, Query
 from clicktrail.runtime.embedded import EmbeddedRuntime
-from clicktrail.sinks.store import StoreError
 
 log = structlog.get_logger(__name__)
 
-MAX_BATCH_EVENTS = 10_000
-FLUSH_INTERVAL = 0.5
-QUERY_TOKEN_ENV = "CLICKTRAIL_QUERY_TOKEN"
-JSON_TYPES = ("application/json", "text/json")
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise EdgeError(413, "payload_too_large", f"body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise EdgeError(413, "payload_too_large", f"body is larger than {limit} bytes")
-    return bytes(body)
+@dataclass(frozen=True)
+class EdgeRoute:
+    path: str
+    methods: tuple[str, ...]
+    endpoint: Endpoint
+    hot: bool = False
 
 
-def split_batch(body: bytes, content_type: str) -> list[Any]:
-    """A JSON array, a single JSON object, or NDJSON lines (raw bytes kept per line)."""
-    if content_type in NDJSON_TYPES:
-        return [line for line in body.splitlines() if line.strip()]
-    if content_type not in JSON_TYPES:
-        raise EdgeError(
-            415,
-            "unsupported_media_type",
-            "send application/json (an event or an array) or application/x-ndjson",
-        )
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise EdgeError(400, "invalid_json", f"body is not valid JSON: {error}") from None
-    return data if isinstance(data, list) else [data]
+class HotPaths:
+    """Dispatch the tracking paths straight to their endpoints; everything else to ``app``."""
 
-
-class Endpoints:
-    """Request handlers over one runtime; each is a plain async function of a request."""
-
-    def __init__(self, runtime: EmbeddedRuntime, query_token: str | None) -> None:
-        self.runtime = runtime
-        self.body_limit = runtime.registry.intake.max_event_bytes * 64
-        self.query_token = query_token
-
-    async def intake_events(self, request: Request) -> Response:
-        runtime = self.runtime
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await read_body(request, self.body_limit)
-        try:
-            items = split_batch(body, content_type)
-        except EdgeError as error:
-            if error.reason == "invalid_json":
-                runtime.gate.reject(Rejection(error.reason, error.message), body, "edge:/v1/events")
-            raise
-        if not items:
-            raise EdgeError(400, "empty_batch", "the batch holds no events")
-        if len(items) > MAX_BATCH_EVENTS:
-            raise EdgeError(413, "batch_too_large", f"at most {MAX_BATCH_EVENTS} events per batch")
-        rejected = []
-        for index, item in enumerate(items):
-            if isinstance(item, bytes):
-                result = runtime.submit_raw(item, "edge:/v1/events")
+    def __init__(self, app: ASGIApp, routes: Sequence[EdgeRoute]) -> None:
+        self.app = app
+        self.exact: dict[str, tuple[frozenset[str], Endpoint]] = {}
+        self.prefixes: list[tuple[str, frozenset[str], Endpoint]] = []
+        for route in routes:
+            if not route.hot:
+                continue
+            methods = frozenset(route.methods)
+            if route.path.endswith("}"):
+                prefix = route.path[: route.path.index("{")]
+                self.prefixes.append((prefix, methods, route.endpoint))
             else:
-                result = runtime.submit(item, "edge:/v1/events")
-            if isinstance(result, Rejection):
-                rejected.append({"index": index, "error": result.reason, "message": result.message})
-        runtime.process()
-        accepted = len(items) - len(rejected)
-        status = 400 if accepted == 0 else 200
-        return JSONResponse({"accepted": accepted, "rejected": rejected}, status_code=status)
+                self.exact[route.path] = (methods, route.endpoint)
 
-    async def healthz(self, request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(self, request: Request) -> Response:
-        try:
-            await asyncio.to_thread(self.runtime.store.rows, "SELECT 1")
-        except StoreError as error:
-            return error_response(503, "store_unavailable", str(error))
-        return PlainTextResponse("ready")
-
-    async def query(self, request: Request) -> Response:
-        client = request.client.host if request.client else ""
-        if not _loopback(client):
-            supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not self.query_token or supplied != self.query_token:
-                raise EdgeError(
-                    403, "forbidden", f"SQL is served to loopback or with ${QUERY_TOKEN_ENV}"
-                )
-        sql = (await read_body(request, 1_048_576)).decode("utf-8", errors="replace").strip()
-        sql = sql or request.query_params.get("sql", "")
-        if not sql:
-            raise EdgeError(400, "missing_sql", "send the SQL as the request body")
-        output = request.query_params.get("format", "table")
-        try:
-            result = await asyncio.to_thread(self.runtime.store.read_only, sql, output)
-        except StoreError as error:
-            raise EdgeError(400, "query_failed", str(error)) from None
-        return Response(result, media_type="text/plain; charset=utf-8")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            found = self.exact.get(path)
+            if found is not None and scope["method"] in found[0]:
+                await found[1](scope, receive, send)
+                return
+            for prefix, methods, endpoint in self.prefixes:
+                if (
+                    path.startswith(prefix)
+                    and len(path) > len(prefix)
+                    and "/" not in path[len(prefix) :]
+                    and scope["method"] in methods
+                ):
+                    await endpoint(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
-def build_app(runtime: EmbeddedRuntime, *, query_token: str | None = None) -> Starlette:
+class EdgeApp:
+    """The ASGI app uvicorn serves; ``routes`` and ``starlette`` are there to inspect."""
+
+    def __init__(self, ctx: EdgeContext, routes: Sequence[EdgeRoute]) -> None:
+        self.ctx = ctx
+        self.routes = list(routes)
+        backend = ctx.backend
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            await backend.start()
+            log.info("edge.started", backend=backend.name)
+            try:
+                yield
+            finally:
+                await backend.stop()
+                log.info("edge.stopped", backend=backend.name)
+
+        async def http_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            reason = HTTP_REASONS.get(exc.status_code, "bad_request")
+            ctx.metrics.requests["other", exc.status_code] += 1
+            ctx.metrics.rejects["other", reason] += 1
+            message = f"{request.method} {request.scope['path']}: {exc.detail}"
+            return JSONResponse(
+                {"error": reason, "message": message},
+                status_code=exc.status_code,
+                headers=exc.headers,
+            )
+
+        self.starlette = Starlette(
+            routes=[Route(r.path, r.endpoint, methods=list(r.methods)) for r in routes],
+            exception_handlers={HTTPException: http_error},
+            lifespan=lifespan,
+        )
+        self._app = HotPaths(self.starlette, routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def tracking_routes(ctx: EdgeContext) -> list[EdgeRoute]:
+    """The routes every edge serves, embedded or scale-out."""
+    return [
+        EdgeRoute("/i.gif", ("GET",), ImpressionPixel(ctx), hot=True),
+        EdgeRoute(CLICK_PREFIX + "{campaign_id}", ("GET",), ClickRedirect(ctx), hot=True),
+        EdgeRoute("/postback", ("GET", "POST"), Postback(ctx), hot=True),
+        EdgeRoute("/cv.gif", ("GET",), ConversionPixel(ctx), hot=True),
+        EdgeRoute("/v1/events", ("POST",), BatchIntake(ctx)),
+        EdgeRoute("/healthz", ("GET",), Health(ctx)),
+        EdgeRoute("/readyz", ("GET",), Ready(ctx)),
+        EdgeRoute("/metrics", ("GET",), Metrics(ctx)),
+    ]
+
+
+def build_edge(backend: EdgeBackend, *, clock: Clock | None = None) -> EdgeApp:
+    """The scale-out edge (``clicktrail edge``): tracking routes only, no SQL."""
+    ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
+    return EdgeApp(ctx, tracking_routes(ctx))
+
+
+def build_app(
+    runtime: EmbeddedRuntime, *, query_token: str | None = None, clock: Clock | None = None
+) -> EdgeApp:
+    """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``."""
+    backend = EmbeddedBackend(runtime)
+    ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
     token = query_token if query_token is not None else os.environ.get(QUERY_TOKEN_ENV)
-    endpoints = Endpoints(runtime, token)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(_flush_periodically(runtime))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            runtime.close()
-
-    return Starlette(
-        routes=[
-            Route("/v1/events", endpoints.intake_events, methods=["POST"]),
-            Route("/v1/query", endpoints.query, methods=["GET", "POST"]),
-            Route("/healthz", endpoints.healthz),
-            Route("/readyz", endpoints.readyz),
-        ],
-        exception_handlers={EdgeError: handle_edge_error},
-        lifespan=lifespan,
-    )
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-async def _flush_periodically(runtime: EmbeddedRuntime) -> None:
-    while True:
-        await asyncio.sleep(FLUSH_INTERVAL)
-        try:
-            runtime.process()
-            runtime.sink.flush()
-        except StoreError as error:
-            log.warning("sink.flush_failed", error=str(error))
+    query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token))
+    return EdgeApp(ctx, [*tracking_routes(ctx), query])

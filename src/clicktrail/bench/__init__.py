@@ -1,0 +1,1 @@
+"""Benchmarks: functions that measure and return rows; the CLI prints them."""

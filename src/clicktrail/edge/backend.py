@@ -1,0 +1,194 @@
+"""What the edge hands events to: the embedded runtime, or a bus producer (Kafka).
+
+Endpoints only ever call ``submit`` / ``reject`` (both go through the
+:class:`~clicktrail.runtime.gate.IntakeGate`); the backend owns what happens
+next and how to tell whether it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, Protocol
+
+import structlog
+
+from clicktrail.bus.base import Producer
+from clicktrail.bus.kafka import KafkaBus
+from clicktrail.config import Registry
+from clicktrail.contracts import AnyEvent
+from clicktrail.edge.metrics import EdgeMetrics
+from clicktrail.processors.intake import Rejection
+from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.runtime.gate import IntakeGate
+from clicktrail.runtime.wiring import build_intake
+from clicktrail.sinks.store import StoreError
+
+log = structlog.get_logger(__name__)
+
+PROCESS_INTERVAL = 0.01
+FLUSH_INTERVAL = 0.5
+
+
+class EdgeBackend(Protocol):
+    name: str
+    gate: IntakeGate
+    registry: Registry
+
+    def submit(self, data: Any, source: str) -> AnyEvent | Rejection: ...
+
+    def submit_raw(self, raw: bytes, source: str) -> AnyEvent | Rejection: ...
+
+    def reject(self, rejection: Rejection, raw: Any, source: str) -> None: ...
+
+    def bind(self, metrics: EdgeMetrics) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ready(self) -> tuple[bool, str]: ...
+
+
+class BusBackend:
+    """Gate over any producer; subclasses add a lifecycle. Alone it suits tests."""
+
+    name = "bus"
+
+    def __init__(self, registry: Registry, producer: Producer) -> None:
+        self.registry = registry
+        self.producer = producer
+        self.gate = IntakeGate(build_intake(registry), producer)
+        self.metrics = EdgeMetrics()
+
+    def bind(self, metrics: EdgeMetrics) -> None:
+        self.metrics = metrics
+
+    def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
+        return self.gate.submit(data, source)
+
+    def submit_raw(self, raw: bytes, source: str) -> AnyEvent | Rejection:
+        return self.gate.submit_raw(raw, source)
+
+    def reject(self, rejection: Rejection, raw: Any, source: str) -> None:
+        self.gate.reject(rejection, raw, source)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self.producer.flush()
+
+    async def ready(self) -> tuple[bool, str]:
+        return True, "ready"
+
+
+class KafkaBackend(BusBackend):
+    """Scale-out edge: events go to Kafka (or the spool while Kafka is away)."""
+
+    name = "kafka"
+
+    def __init__(self, registry: Registry, bus: KafkaBus) -> None:
+        super().__init__(registry, bus)
+        self.bus = bus
+
+    def bind(self, metrics: EdgeMetrics) -> None:
+        super().bind(metrics)
+        bus = self.bus
+        bus.observe(metrics.produce.observe)
+        metrics.gauge(
+            "clicktrail_edge_queue_depth", "Records waiting for a broker ack.", lambda: bus.pending
+        )
+        metrics.gauge(
+            "clicktrail_edge_spool_depth", "Records in the local spool.", lambda: bus.spool.depth
+        )
+        metrics.gauge(
+            "clicktrail_edge_spool_bytes", "Bytes in the local spool.", lambda: bus.spool.size_bytes
+        )
+        metrics.gauge(
+            "clicktrail_edge_spooling",
+            "1 while new records go to the spool instead of Kafka.",
+            lambda: float(bus.mode == "spooling"),
+        )
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        await self.bus.close()
+
+    async def ready(self) -> tuple[bool, str]:
+        if await self.bus.reachable():
+            return True, "ready"
+        return False, f"kafka unreachable; spooling ({self.bus.spool.depth} records)"
+
+
+class EmbeddedBackend:
+    """``clicktrail run``: the in-process bus, processed a few milliseconds later in the loop."""
+
+    name = "embedded"
+
+    def __init__(self, runtime: EmbeddedRuntime) -> None:
+        self.runtime = runtime
+        self.registry = runtime.registry
+        self.gate = runtime.gate
+        self.metrics = EdgeMetrics()
+        self._task: asyncio.Task[None] | None = None
+
+    def bind(self, metrics: EdgeMetrics) -> None:
+        self.metrics = metrics
+        metrics.gauge(
+            "clicktrail_edge_queue_depth",
+            "Events waiting for the in-process processors.",
+            self.runtime.bus.depth,
+        )
+        metrics.gauge("clicktrail_edge_spool_depth", "Records in the local spool.", lambda: 0)
+
+    def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
+        started = time.perf_counter()
+        result = self.gate.submit(data, source)
+        self.metrics.produce.observe(time.perf_counter() - started)
+        return result
+
+    def submit_raw(self, raw: bytes, source: str) -> AnyEvent | Rejection:
+        started = time.perf_counter()
+        result = self.gate.submit_raw(raw, source)
+        self.metrics.produce.observe(time.perf_counter() - started)
+        return result
+
+    def reject(self, rejection: Rejection, raw: Any, source: str) -> None:
+        self.gate.reject(rejection, raw, source)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._process_periodically(), name="edge-processing")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.runtime.close()
+
+    async def ready(self) -> tuple[bool, str]:
+        try:
+            await asyncio.to_thread(self.runtime.store.rows, "SELECT 1")
+        except StoreError as error:
+            return False, f"store unavailable: {error}"
+        return True, "ready"
+
+    async def _process_periodically(self) -> None:
+        runtime = self.runtime
+        last_flush = time.monotonic()
+        while True:
+            await asyncio.sleep(PROCESS_INTERVAL)
+            try:
+                if runtime.bus.depth():
+                    runtime.process()
+                if time.monotonic() - last_flush >= FLUSH_INTERVAL:
+                    last_flush = time.monotonic()
+                    runtime.sink.flush()
+            except StoreError as error:
+                log.warning("sink.flush_failed", error=str(error))
+            except Exception:
+                log.exception("edge.processing_failed")

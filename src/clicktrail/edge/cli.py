@@ -1,0 +1,109 @@
+"""``clicktrail edge``: the tracking edge alone, producing to Kafka (scale-out).
+
+No processing and no store here: events go to Kafka (or the local spool while
+Kafka is away) and the Faust workers take them from there. Run one per core,
+each with its own port and spool directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from datetime import timedelta
+
+from clicktrail.config import load_registry
+
+ENV_CONFIG = "CLICKTRAIL_CONFIG"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get(ENV_CONFIG),
+        metavar="FILE",
+        help=f"registry YAML (default: ${ENV_CONFIG}; none means no campaigns)",
+    )
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP or %(default)s)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--spool-dir",
+        default=None,
+        help="where events wait while Kafka is away (default: edge.spool_dir of the config)",
+    )
+    parser.add_argument(
+        "--create-topics",
+        action="store_true",
+        help="create missing topics first (with --partitions and --retention-days)",
+    )
+    parser.add_argument("--partitions", type=int, default=8, help="(default: %(default)s)")
+    parser.add_argument("--retention-days", type=float, default=7.0, help="(default: %(default)s)")
+    parser.add_argument(
+        "--compression",
+        choices=["auto", "lz4", "zstd", "gzip"],
+        default="auto",
+        help="record batch compression (auto: lz4, else zstd, else gzip)",
+    )
+
+
+def edge(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from clicktrail.bus.kafka import KafkaBus, KafkaSettings, create_topics
+    from clicktrail.bus.spool import Spool, SpoolError
+    from clicktrail.edge.app import build_edge
+    from clicktrail.edge.backend import KafkaBackend
+    from clicktrail.edge.serve import server_config
+
+    registry = load_registry(args.config)
+    if args.create_topics:
+        try:
+            created = create_topics(
+                args.broker, args.partitions, timedelta(days=args.retention_days)
+            )
+        except Exception as error:  # kafka-python raises many kinds for an absent broker
+            print(
+                f"clicktrail: error: cannot create topics on {args.broker}: {error}",
+                file=sys.stderr,
+            )
+            return 1
+        if created:
+            print(f"created topics: {', '.join(created)}", flush=True)
+    settings = registry.edge
+    try:
+        spool = Spool(
+            args.spool_dir or settings.spool_dir,
+            fsync=settings.spool_fsync,
+            fsync_interval=settings.spool_fsync_ms / 1000,
+            segment_bytes=settings.spool_segment_bytes,
+        )
+    except SpoolError as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 1
+    compression = None if args.compression == "auto" else args.compression
+    bus = KafkaBus(KafkaSettings(args.broker, compression=compression), spool)
+    app = build_edge(KafkaBackend(registry, bus))
+    server = uvicorn.Server(server_config(app, args.host, args.port))
+    print(
+        f"clicktrail edge listening on http://{args.host}:{args.port}  "
+        f"(kafka: {args.broker}, spool: {spool.directory}, {spool.depth} records waiting)",
+        flush=True,
+    )
+    # uvicorn shuts down gracefully on SIGTERM (the lifespan flushes the producer and
+    # syncs the spool), then re-raises it: a handler here makes that a normal exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run()
+    finally:
+        if not spool.closed:
+            spool.close()
+    if not server.started:
+        print(f"clicktrail: error: could not listen on {args.host}:{args.port}", file=sys.stderr)
+        return 1
+    return 0

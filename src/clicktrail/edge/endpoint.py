@@ -1,0 +1,91 @@
+"""The shape every edge endpoint shares: an ASGI callable that answers, counts and dead-letters.
+
+Subclasses implement ``handle(call) -> Reply`` and raise
+:class:`~clicktrail.edge.errors.EdgeError` for client mistakes. The base class
+turns that into a 4xx JSON answer, counts it, and for endpoints that carry
+events writes the dead letter with the reason (unless the intake gate already
+did). Nothing a client sends produces a 500; a bug still does, logged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import structlog
+from starlette.types import Receive, Scope, Send
+
+from clicktrail.edge.context import EdgeContext
+from clicktrail.edge.errors import EdgeError
+from clicktrail.edge.http import Reply, error_reply
+from clicktrail.processors.intake import Rejection
+from clicktrail.processors.postback import redact
+
+log = structlog.get_logger(__name__)
+_SECRETS = re.compile(r"(^|&)(key|sig|signature)=[^&]*")
+INTERNAL = EdgeError(500, "internal_error", "the edge failed to handle this request")
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as the endpoint sees it; ``pairs`` / ``body`` are kept for dead letters."""
+
+    scope: Scope
+    receive: Receive
+    headers: dict[bytes, bytes]
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+class Endpoint:
+    name: ClassVar[str] = "other"
+    event_type: ClassVar[str | None] = None
+    """Set on endpoints whose refusals are dead-lettered (they carried an event)."""
+    source: ClassVar[str] = "edge"
+
+    def __init__(self, ctx: EdgeContext) -> None:
+        self.ctx = ctx
+
+    async def handle(self, call: Call) -> Reply:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        call = Call(scope, receive, dict(scope["headers"]))
+        try:
+            if scope["method"] == "HEAD" and self.event_type is not None:
+                # link checkers and prefetchers: answering must not record an event
+                raise EdgeError(
+                    405, "method_not_allowed", "HEAD records nothing; use GET", recorded=True
+                )
+            reply = await self.handle(call)
+        except EdgeError as error:
+            reply = self.refuse(call, error)
+        except Exception:
+            log.exception("edge.endpoint_failed", endpoint=self.name, path=scope.get("path"))
+            reply = error_reply(INTERNAL)
+        self.ctx.metrics.requests[self.name, reply.status] += 1
+        await reply.send(send)
+
+    def refuse(self, call: Call, error: EdgeError) -> Reply:
+        self.ctx.metrics.rejects[self.name, error.reason] += 1
+        if self.event_type is not None and not error.recorded:
+            rejection = Rejection(error.reason, error.message, self.event_type)
+            self.ctx.backend.reject(rejection, self.dead_letter_payload(call), self.source)
+        return error_reply(error)
+
+    def dead_letter_payload(self, call: Call) -> str:
+        """The request as text, secrets masked: enough to see what was sent."""
+        scope = call.scope
+        pairs = call.pairs or []
+        if pairs:
+            query = "&".join(f"{name}={value}" for name, value in redact(pairs))
+        else:
+            raw = scope.get("query_string", b"")[:65_536].decode("utf-8", "replace")
+            query = _SECRETS.sub(r"\1\2=***", raw)
+        text = f"{scope.get('method', 'GET')} {scope.get('path', '')}"
+        if query:
+            text += f"?{query}"
+        if call.body and not pairs:
+            text += "\n" + call.body[:65_536].decode("utf-8", "replace")
+        return text
