@@ -29,36 +29,12 @@ from pydantic import BaseModel
 
 from clicktrail.bus.spool import Spool, SpoolPosition, SpoolRecord
 from clicktrail.bus.topics import ALL_TOPICS, EVENT_TOPICS
-from clicktrail.contracts import (
-    Alert,
-    AttributedConversion,
-    BrandConflict,
-    Click,
-    Conversion,
-    DeadLetter,
-    FraudVerdict,
-    Impression,
-    ModelQuality,
-)
-from clicktrail.contracts.internal import ResolvedConversion, Touch
+from clicktrail.contracts.catalog import RECORD_TYPES
 
 log = structlog.get_logger(__name__)
 
 # ------------------------------------------------------------------ records
 
-RECORD_TYPES: dict[str, type[BaseModel]] = {
-    "impression": Impression,
-    "click": Click,
-    "conversion": Conversion,
-    "attributed_conversion": AttributedConversion,
-    "fraud_verdict": FraudVerdict,
-    "brand_conflict": BrandConflict,
-    "alert": Alert,
-    "dead_letter": DeadLetter,
-    "model_quality": ModelQuality,
-    "touch": Touch,
-    "resolved_conversion": ResolvedConversion,
-}
 _TOPIC_TYPES = {topic: event_type for event_type, topic in EVENT_TOPICS.items()}
 
 

@@ -255,3 +255,41 @@ def bench(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(as_json(figures) + "\n", encoding="utf-8")
     return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from clicktrail.evaluation import evaluate as score
+    from clicktrail.evaluation import replay_scenario
+
+    directory = Path(args.directory)
+    needed = ["truth.jsonl", "scenario.json", "registry.yaml", "events.jsonl"]
+    missing = [name for name in needed if not (directory / name).is_file()]
+    if missing:
+        print(
+            f"clicktrail: error: {directory} is not a simulate output (missing "
+            f"{', '.join(missing)}); run 'clicktrail simulate --out {directory}'",
+            file=sys.stderr,
+        )
+        return 2
+    args.store = args.store or f"chdb://{directory / 'store'}"
+    store = _open_store(args)
+
+    def progress(text: str) -> None:
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+    if args.replay != "never":
+        present = 0
+        if args.replay == "auto":
+            try:
+                present = int(store.rows(f"SELECT count() FROM {store.database}.clicks")[0][0])
+            except StoreError:
+                present = 0
+        if present == 0:
+            replay_scenario(directory, store, progress)
+        else:
+            progress(f"store already holds {present:,} clicks: scoring it as it is")
+    result = score(directory, store)
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(result.as_json() + "\n", encoding="utf-8")
+    return 0

@@ -52,6 +52,70 @@ def _common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
         )
 
 
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP or %(default)s)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="partitions of the topics it creates when missing (default: %(default)s)",
+    )
+    parser.add_argument("--app-id", default="clicktrail", help="consumer group / app id")
+    parser.add_argument(
+        "--data-dir", default="var/worker", help="local table data (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--table-store",
+        default=None,
+        help="Faust table store: rocksdb:// (default when rocksdict is installed) or memory://",
+    )
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=5.0,
+        help="how often waiting conversions are checked against the watermark "
+        "(default: %(default)s)",
+    )
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=100_000, help="embedded run size")
+    parser.add_argument("--rows", type=int, default=100_000, help="sink run size")
+    parser.add_argument("--faust-events", type=int, default=30_000, help="Faust run size")
+    parser.add_argument("--samples", type=int, default=20, help="latency samples")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (median reported)")
+    parser.add_argument("--edge-seconds", type=float, default=3.0, help="load per endpoint")
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("KAFKA_BOOTSTRAP"),
+        help="Kafka for the Faust and edge-to-Kafka rows (default: $KAFKA_BOOTSTRAP)",
+    )
+    parser.add_argument(
+        "--only",
+        default="edge,embedded,sink,faust,latency",
+        help="comma-separated parts to run (default: %(default)s)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", help="output of clicktrail simulate")
+    parser.add_argument("--store", default=None, metavar="DSN", help="default: chdb://DIR/store")
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument(
+        "--replay",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="auto: replay when the store holds no clicks yet (default)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from clicktrail.cli import commands
 
@@ -135,34 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Consume the event topics from Kafka and run the processors; start more "
         "workers (same --app-id) to split the partitions. Writes to --store.",
     )
-    _common(worker)
-    worker.add_argument(
-        "--broker",
-        default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP or %(default)s)",
-    )
-    worker.add_argument(
-        "--partitions",
-        type=int,
-        default=8,
-        help="partitions of the topics it creates when missing (default: %(default)s)",
-    )
-    worker.add_argument("--app-id", default="clicktrail", help="consumer group / app id")
-    worker.add_argument(
-        "--data-dir", default="var/worker", help="local table data (default: %(default)s)"
-    )
-    worker.add_argument(
-        "--table-store",
-        default=None,
-        help="Faust table store: rocksdb:// (default when rocksdict is installed) or memory://",
-    )
-    worker.add_argument(
-        "--tick-seconds",
-        type=float,
-        default=5.0,
-        help="how often waiting conversions are checked against the watermark "
-        "(default: %(default)s)",
-    )
+    _worker_arguments(worker)
     worker.set_defaults(handler=commands.worker)
 
     from clicktrail.edge import cli as edge_cli
@@ -184,6 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate_cli.add_arguments(simulate)
     simulate.set_defaults(handler=simulate_cli.run)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure speed: edge, embedded pipeline, sink, Faust worker, latency",
+        description="Run the benchmarks (several runs, medians) and print a table beside the "
+        "goals of the brief; --json writes the figures for CI history.",
+    )
+    _bench_arguments(bench)
+    bench.set_defaults(handler=commands.bench)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score the pipeline against a simulated scenario's ground truth",
+        description="Replay a 'clicktrail simulate' directory through the embedded pipeline "
+        "(unless its store already holds it) and compare what the store says with truth.jsonl: "
+        "attribution accuracy, fraud precision/recall per pattern, brand-conflict "
+        "precision/recall, per-action model AUC vs the oracle.",
+    )
+    _evaluate_arguments(evaluate)
+    evaluate.set_defaults(handler=commands.evaluate)
 
     check = sub.add_parser(
         "check-config",

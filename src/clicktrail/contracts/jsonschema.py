@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
-from clicktrail.contracts.events import Click, Conversion, Event, Impression
-from clicktrail.contracts.records import (
-    Alert,
-    AttributedConversion,
-    BrandConflict,
-    DeadLetter,
-    FraudVerdict,
-    ModelQuality,
-)
+from clicktrail.contracts.catalog import PUBLIC_RECORDS
+from clicktrail.contracts.events import Event
 
 SCHEMA_BASE_URI = "https://clicktrail.dev/schemas/events/"
-MODELS: dict[str, type[BaseModel]] = {
-    "impression": Impression,
-    "click": Click,
-    "conversion": Conversion,
-    "attributed_conversion": AttributedConversion,
-    "fraud_verdict": FraudVerdict,
-    "brand_conflict": BrandConflict,
-    "alert": Alert,
-    "dead_letter": DeadLetter,
-    "model_quality": ModelQuality,
-}
+MODELS = PUBLIC_RECORDS
 
 
 def _dump(schema: dict[str, object], name: str) -> str:

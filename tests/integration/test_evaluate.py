@@ -1,0 +1,57 @@
+"""simulate | evaluate end to end: numbers come from the truth file and the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+CLI = [sys.executable, "-m", "clicktrail.cli.main", "--log-level", "warning"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def rows(path: Path) -> dict[str, dict[str, object]]:
+    return {r["what"].strip(): r for r in json.loads(path.read_text())["rows"]}
+
+
+def test_simulate_then_evaluate(tmp_path: Path) -> None:
+    run("simulate", "--out", "sim", "--events", "8000", "--seed", "11", cwd=tmp_path)
+    result = run("evaluate", "sim", "--json", "eval.json", cwd=tmp_path)
+    assert "| attribution" in result.stdout
+    first = rows(tmp_path / "eval.json")
+    accuracy = first["last-click credit matches truth"]["value"]
+    assert isinstance(accuracy, float) and accuracy >= 0.95
+    scenario = json.loads((tmp_path / "sim" / "scenario.json").read_text())
+    for pattern in scenario["clicks"]:
+        if pattern != "clean":
+            assert f"{pattern} recall" in first
+    assert "purchase AUC" in first
+
+    # Change the truth for one credited conversion: the score must move by exactly one.
+    truth = tmp_path / "sim" / "truth.jsonl"
+    lines = truth.read_bytes().splitlines()
+    for i, line in enumerate(lines):
+        record = orjson.loads(line)
+        if record["kind"] == "conversion" and record["touch"] == "click":
+            record["credit"] = "not-the-credited-click"
+            lines[i] = orjson.dumps(record)
+            break
+    truth.write_bytes(b"\n".join(lines) + b"\n")
+    run("evaluate", "sim", "--json", "eval2.json", cwd=tmp_path)
+    second = rows(tmp_path / "eval2.json")
+    matched = int(
+        str(first["last-click credit matches truth"]["detail"]).split()[0].replace(",", "")
+    )
+    assert str(second["last-click credit matches truth"]["detail"]).startswith(
+        f"{matched - 1:,} of"
+    )
