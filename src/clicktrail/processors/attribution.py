@@ -49,7 +49,7 @@ class Attributor:
     # -- touches -------------------------------------------------------------------------
 
     def on_touch(self, touch: Touch, origin: str) -> list[AttributedConversion]:
-        """Extend the user's path; conversions waiting for this user get another try."""
+        """Extend the user's path (kept in time order, however late a touch arrives)."""
         if not touch.user_id:
             return []
         path: list[dict[str, Any]] = self.paths.get(touch.user_id) or []
@@ -57,22 +57,7 @@ class Attributor:
             return []
         path = sorted([*path, touch.model_dump(mode="json")], key=lambda t: t["ts"])
         self.paths[touch.user_id] = path[-MAX_TOUCHES_PER_USER:]
-        waiting = self.waiting.get(touch.user_id)
-        if not waiting:
-            return []
-        rows: list[AttributedConversion] = []
-        still = []
-        for entry in waiting:
-            resolved = ResolvedConversion.model_validate(entry["resolved"])
-            if self._credited_path(resolved)[0]:
-                rows.extend(self.on_conversion(resolved, origin))
-            else:
-                still.append(entry)
-        if still:
-            self.waiting[touch.user_id] = still
-        else:
-            del self.waiting[touch.user_id]
-        return rows
+        return []
 
     # -- conversions ---------------------------------------------------------------------
 
@@ -102,10 +87,11 @@ class Attributor:
         return _rows(state)
 
     def _should_wait(self, resolved: ResolvedConversion) -> bool:
-        """A cookie-matched conversion with no touch yet may be ahead of the user's click
-        (another partition, another worker): hold it for the grace period."""
+        """A conversion matched by user only waits for the grace period: the click that
+        really preceded it may still be on its way (a late delivery, another partition,
+        another worker), and crediting an older touch now would be wrong for good."""
         user = resolved.user_id
-        if resolved.lookup != "no_click" or not user or self._credited_path(resolved)[0]:
+        if resolved.lookup != "no_click" or not user:
             return False
         conversion = resolved.conversion
         entries: list[dict[str, Any]] = self.waiting.get(user) or []
