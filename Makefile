@@ -10,7 +10,7 @@ CONFIG ?= deploy/clicktrail.example.yaml
 KAFKA_PORT ?= 19092
 PYTEST_ARGS ?=
 
-.PHONY: venv run test unit lint format schemas kafka-up kafka-down clean help
+.PHONY: venv run test unit lint format schemas bench kafka-up kafka-down clean help
 
 help:
 	@echo "make run      start clicktrail on http://127.0.0.1:8080 (embedded runtime, chDB store in ./var)"
@@ -18,6 +18,7 @@ help:
 	@echo "make unit     tests that need no broker"
 	@echo "make lint     ruff + mypy"
 	@echo "make schemas  regenerate schemas/events from the pydantic models"
+	@echo "make bench    the speed table (edge, pipeline, sink, Faust worker, latency)"
 	@echo "make venv     create/update .venv (idempotent)"
 
 venv: $(STAMP)
@@ -55,6 +56,12 @@ test: lint
 		KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/start.sh && \
 		KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(BIN)/pytest $(PYTEST_ARGS); \
 	fi
+
+# The speed table of README.md: every figure of the brief, with a local broker for the Faust row.
+bench: venv
+	@trap 'KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/stop.sh' EXIT; \
+	KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/start.sh && \
+	$(BIN)/clicktrail --log-level warning bench --broker 127.0.0.1:$(KAFKA_PORT) --json var/bench.json
 
 kafka-up:
 	KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/start.sh

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from clicktrail.bus.kafka import serialize
+from clicktrail.bus.codec import serialize
 from clicktrail.bus.topics import partition_key, topic_for
 from clicktrail.processors.intake import Intake, Rejection
 

@@ -28,7 +28,8 @@ from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.integration.test_edge_http import Client
 from tests.integration.test_kafka_producer import Record, bootstrap, consume, end_offsets
 
-from clicktrail.bus.kafka import KafkaBus, KafkaSettings, create_topics
+from clicktrail.bus.admin import create_topics
+from clicktrail.bus.kafka import KafkaBus, KafkaSettings
 from clicktrail.bus.spool import Spool
 from clicktrail.bus.topics import CLICKS, CONVERSIONS, DEAD_LETTERS, EVENT_TOPICS, IMPRESSIONS
 from clicktrail.config import Registry, load_registry

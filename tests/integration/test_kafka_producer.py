@@ -18,7 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
-from clicktrail.bus.kafka import KafkaBus, KafkaSettings, create_topics, partition_for, serialize
+from clicktrail.bus.admin import create_topics
+from clicktrail.bus.codec import serialize
+from clicktrail.bus.kafka import KafkaBus, KafkaSettings
+from clicktrail.bus.partitioner import partition_for
 from clicktrail.bus.spool import Spool
 from clicktrail.contracts import Click
 from clicktrail.edge.serve import free_port

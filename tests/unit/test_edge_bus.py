@@ -9,7 +9,9 @@ from aiokafka.partitioner import murmur2 as reference_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clicktrail.bus.kafka import KafkaSettings, deserialize, murmur2, partition_for, serialize
+from clicktrail.bus.codec import deserialize, serialize
+from clicktrail.bus.kafka import KafkaSettings
+from clicktrail.bus.partitioner import murmur2, partition_for
 from clicktrail.bus.topics import CLICKS, CONVERSIONS, DEAD_LETTERS
 from clicktrail.contracts import Click, Conversion, DeadLetter
 

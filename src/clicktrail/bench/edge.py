@@ -372,8 +372,9 @@ def producer_throughput(
     """msgs/s of the same serialized click records through each client (3-partition topic)."""
     import uuid
 
-    from clicktrail.bus.kafka import KafkaBus, KafkaSettings, best_compression, create_topics
-    from clicktrail.bus.kafka import serialize as to_bytes
+    from clicktrail.bus.admin import create_topics
+    from clicktrail.bus.codec import serialize as to_bytes
+    from clicktrail.bus.kafka import KafkaBus, KafkaSettings, best_compression
     from clicktrail.bus.spool import Spool
     from clicktrail.contracts import Click
 

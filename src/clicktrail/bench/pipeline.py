@@ -318,7 +318,7 @@ def faust_throughput(bootstrap: str, events: int, partitions: int = 4) -> dict[s
 
 def _prepared(events: int, prefix: str) -> list[tuple[str, bytes, bytes]]:
     """The events as the edge would produce them: validated, keyed, serialized."""
-    from clicktrail.bus.kafka import serialize
+    from clicktrail.bus.codec import serialize
     from clicktrail.bus.topics import partition_key
     from clicktrail.processors.intake import Intake, Rejection
 

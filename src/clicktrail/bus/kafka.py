@@ -1,4 +1,4 @@
-"""The Kafka side of the bus: record (de)serialization, topic creation and the edge producer.
+"""The edge's Kafka producer (records in, batches out, spool when the broker is away).
 
 The producer is aiokafka's (measured faster than kafka-python's for this load:
 see ``clicktrail.bench.edge.producer_throughput``), driven through its batch
@@ -7,103 +7,27 @@ serializes, partitions (murmur2, like the Java client and Faust) and ships
 record batches every few milliseconds. When the broker is unreachable or
 slow, accepted records go to the :class:`~clicktrail.bus.spool.Spool`
 instead and are replayed in order once it answers; the edge never waits for
-Kafka. kafka-python is used for administration only (:func:`create_topics`).
+Kafka. kafka-python is used for administration only (:mod:`clicktrail.bus.admin`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-import orjson
 import structlog
 from pydantic import BaseModel
 
+from clicktrail.bus.codec import serialize
+from clicktrail.bus.partitioner import partition_for
 from clicktrail.bus.spool import Spool, SpoolPosition, SpoolRecord
-from clicktrail.bus.topics import ALL_TOPICS, EVENT_TOPICS
-from clicktrail.contracts.catalog import RECORD_TYPES
 
 log = structlog.get_logger(__name__)
-
-# ------------------------------------------------------------------ records
-
-_TOPIC_TYPES = {topic: event_type for event_type, topic in EVENT_TOPICS.items()}
-
-
-def serialize(record: BaseModel) -> bytes:
-    """The bytes a record travels as: its JSON form (UTC times, enum values)."""
-    return orjson.dumps(record.model_dump(mode="json"))
-
-
-def deserialize(topic: str, data: bytes) -> BaseModel:
-    """The record back from a message value; its ``type`` field picks the model."""
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise ValueError(f"message on {topic} is not JSON: {error}") from None
-    kind = obj.get("type") if isinstance(obj, dict) else None
-    model = RECORD_TYPES.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        raise ValueError(f"message on {topic} has no known record type: {kind!r}")
-    expected = _TOPIC_TYPES.get(topic)
-    if expected is not None and kind != expected:
-        raise ValueError(f"a {kind} record does not belong on {topic}")
-    return model.model_validate(obj)
-
-
-# ------------------------------------------------------------------- admin
-
-
-def create_topics(
-    bootstrap: str,
-    partitions: int,
-    retention: timedelta | None = None,
-    *,
-    topics: Iterable[str] = ALL_TOPICS,
-    replication_factor: int = 1,
-    timeout_s: float = 15.0,
-) -> list[str]:
-    """Create clicktrail's topics (existing ones are left alone); returns the names created.
-
-    Source topics must exist before Faust workers join, with the partition
-    count of the tables that use them; auto-creation would give them one.
-    """
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    if partitions < 1:
-        raise ValueError("partitions must be at least 1")
-    config = {}
-    if retention is not None:
-        config["retention.ms"] = str(int(retention.total_seconds() * 1000))
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="clicktrail-admin",
-        request_timeout_ms=int(timeout_s * 1000),
-    )
-    try:
-        existing = set(admin.list_topics())
-        wanted = [name for name in topics if name not in existing]
-        created = []
-        for name in wanted:
-            topic = NewTopic(name, partitions, replication_factor, topic_configs=config)
-            try:
-                admin.create_topics([topic], timeout_ms=int(timeout_s * 1000))
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass
-        return created
-    finally:
-        admin.close()
 
 
 def best_compression() -> str:
@@ -115,49 +39,6 @@ def best_compression() -> str:
     if has_zstd():
         return "zstd"
     return "gzip"
-
-
-# -------------------------------------------------------------- partitions
-
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-_WORDS: dict[int, struct.Struct] = {}
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (the Java client's and Faust's key hash), on 4-byte words at once.
-
-    Same result as ``aiokafka.partitioner.murmur2`` at a fraction of its cost,
-    which is per record on the produce path.
-    """
-    length = len(data)
-    words = length >> 2
-    unpack = _WORDS.get(words)
-    if unpack is None:
-        unpack = _WORDS.setdefault(words, struct.Struct(f"<{words}I"))
-    h = 0x9747B28C ^ length
-    for word in unpack.unpack_from(data):
-        k = (word * _M) & _MASK
-        k ^= k >> 24
-        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
-    tail = length & 3
-    if tail:
-        base = words << 2
-        if tail == 3:
-            h ^= data[base + 2] << 16
-        if tail >= 2:
-            h ^= data[base + 1] << 8
-        h = ((h ^ data[base]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
-
-
-def partition_for(key: bytes | None, partitions: list[int]) -> int:
-    """The partition the Java client's default partitioner picks for ``key``."""
-    if not key:
-        return partitions[random.randrange(len(partitions))]
-    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 # ---------------------------------------------------------------- producer

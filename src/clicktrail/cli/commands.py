@@ -200,7 +200,7 @@ def _banner(url: str, store: Store) -> str:
 def worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from clicktrail.bus.kafka import create_topics
+    from clicktrail.bus.admin import create_topics
     from clicktrail.bus.topics import ALL_TOPICS
     from clicktrail.runtime.faust_app import FaustRuntime, WorkerSettings, default_table_store
     from clicktrail.sinks.clickhouse import ClickHouseSink
@@ -253,6 +253,7 @@ def bench(args: argparse.Namespace) -> int:
     )
     print(table(figures))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(as_json(figures) + "\n", encoding="utf-8")
     return 0
 
@@ -291,5 +292,6 @@ def evaluate(args: argparse.Namespace) -> int:
     result = score(directory, store)
     print(result.table())
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(result.as_json() + "\n", encoding="utf-8")
     return 0

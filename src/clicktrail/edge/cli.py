@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def edge(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from clicktrail.bus.kafka import KafkaBus, KafkaSettings, create_topics
+    from clicktrail.bus.admin import create_topics
+    from clicktrail.bus.kafka import KafkaBus, KafkaSettings
     from clicktrail.bus.spool import Spool, SpoolError
     from clicktrail.edge.app import build_edge
     from clicktrail.edge.backend import KafkaBackend

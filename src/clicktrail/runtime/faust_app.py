@@ -23,7 +23,7 @@ import structlog
 from faust.streams import _current_event
 from pydantic import BaseModel
 
-from clicktrail.bus.kafka import deserialize, serialize
+from clicktrail.bus.codec import deserialize, serialize
 from clicktrail.bus.topics import (
     CLICKS,
     CONVERSIONS,
