@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.unit.test_edge_app import Edge, make_edge
 
@@ -129,6 +129,7 @@ POLICY = LandingPolicy(
 
 
 @settings(max_examples=500, deadline=None)
+@example(override=None, sub1="", anything="\n")  # "$" once let a final newline through
 @given(
     override=st.one_of(st.none(), st.text(max_size=80), st.sampled_from(
         ["https://shop.example/{sub1}", "https://www.shop.example/?u={url}", "https://shop.example:8443/"]

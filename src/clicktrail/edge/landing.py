@@ -20,7 +20,7 @@ OVERRIDE_PARAMS = ("url", "to", "lp")
 _MACRO = re.compile(r"\{([A-Za-z0-9_]{1,64})\}")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _NETLOC = re.compile(rf"^({_LABEL}(?:\.{_LABEL})*)(?::\d{{1,5}})?$")
-_PLAIN = re.compile(r"^[A-Za-z0-9_.~\-]*$")
+_PLAIN = re.compile(r"[A-Za-z0-9_.~\-]*")  # fullmatch: "$" would let a final "\n" through
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
 MAX_URL = 2048
@@ -82,7 +82,7 @@ class LandingPolicy:
                 value = macros.get(piece)
                 if value is None:
                     value = params.get(piece, "")
-                out.append(value if _PLAIN.match(value) else quote(value, safe=""))
+                out.append(value if _PLAIN.fullmatch(value) else quote(value, safe=""))
         return "".join(out)
 
     def _override(

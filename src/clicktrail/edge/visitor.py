@@ -18,8 +18,8 @@ from starlette.types import Scope
 from clicktrail.config.registry import EdgeSettings, PrivacySettings
 from clicktrail.processors.privacy import ip_anonymizer
 
-_ID = re.compile(r"^[A-Za-z0-9._:~\-]{1,128}$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_ID = re.compile(r"^[A-Za-z0-9._:~\-]{1,128}\Z")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}\Z")
 MAX_USER_AGENT = 2048
 MAX_TEXT = 256
 CACHE_SIZE = 65_536

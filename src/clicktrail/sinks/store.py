@@ -20,7 +20,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 DEFAULT_DSN = "chdb://./var/clicktrail"
 DEFAULT_DATABASE = "clicktrail"
-_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 QUERY_OUTPUT_FORMATS = {
     "table": "TSVWithNames",
     "tsv": "TSVWithNames",
