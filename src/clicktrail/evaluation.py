@@ -211,6 +211,14 @@ def _models(result: Evaluation, store: Store, truth_path: Path) -> None:
         if model is None:
             detail += "; no model quality recorded"
         result.add("per-action model", f"{action} AUC", model, detail)
+    lift_rows = [r for r in result.rows if r.section == "per-action model" and r.value is not None]
+    if not lift_rows:
+        result.add(
+            "per-action model",
+            "lift of the top score decile",
+            None,
+            "needs per-click scores in the store",
+        )
 
 
 def replay_scenario(directory: Path, store: Store, progress: Callable[[str], None]) -> None:

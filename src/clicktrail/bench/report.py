@@ -144,6 +144,16 @@ def collect(
                 f"{samples} samples",
             )
         )
+    if "latency" in parts:
+        figures.append(
+            Figure(
+                "brand conflict -> alert delivered, p95",
+                None,
+                "",
+                "p95 < 5 s",
+                "not measurable yet: no brand-conflict detector in the pipeline",
+            )
+        )
     figures.append(Figure("machine", float(cores), "cores", "", sys.platform))
     return figures
 
