@@ -41,7 +41,7 @@ class Evaluation:
     def table(self) -> str:
         cells = [["section", "measure", "value", "detail"]]
         for row in self.rows:
-            shown = "-" if row.value is None else f"{row.value:.4f}".rstrip("0").rstrip(".")
+            shown = "-" if row.value is None else f"{row.value:.4f}"
             cells.append([row.section, row.what, shown, row.detail])
         widths = [max(len(r[i]) for r in cells) for i in range(4)]
         lines = [
