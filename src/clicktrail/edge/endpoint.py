@@ -10,6 +10,7 @@ did). Nothing a client sends produces a 500; a bug still does, logged.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -38,7 +39,9 @@ class Call:
     body: bytes = b""
 
 
-class Endpoint:
+class Endpoint(ABC):
+    """An ASGI callable for one route: parse, ``handle``, answer; typed errors become 4xx."""
+
     name: ClassVar[str] = "other"
     event_type: ClassVar[str | None] = None
     """Set on endpoints whose refusals are dead-lettered (they carried an event)."""
@@ -47,8 +50,9 @@ class Endpoint:
     def __init__(self, ctx: EdgeContext) -> None:
         self.ctx = ctx
 
+    @abstractmethod
     async def handle(self, call: Call) -> Reply:
-        raise NotImplementedError
+        """What the route does with one request."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         call = Call(scope, receive, dict(scope["headers"]))
