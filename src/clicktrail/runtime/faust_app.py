@@ -112,6 +112,8 @@ class FaustRuntime:
             consumer_auto_offset_reset="earliest",
             broker_commit_every=1_000,
             broker_commit_interval=1.0,
+            producer_linger=0.02,
+            producer_max_batch_size=1 << 20,
             table_key_index_size=10,
         )
         self.tables = {
