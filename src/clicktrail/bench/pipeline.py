@@ -8,6 +8,7 @@ loopback Kafka broker, a ``clicktrail run`` child process.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -31,6 +32,22 @@ advertisers: {acme: {postback_secret: bench-postback-secret-0123456789}}
 campaigns:
   c0: {advertiser: acme, landing_url: "https://shop.example/"}
 """
+
+
+@functools.cache
+def _scratch_dir() -> Path:
+    """chDB opens one directory per process, so every measurement shares this one."""
+    return Path(tempfile.mkdtemp(prefix="ct-bench-"))
+
+
+def _scratch_store() -> Any:
+    """A fresh database in the process's scratch chDB directory."""
+    from clicktrail.sinks.migrations import migrate
+    from clicktrail.sinks.store import Store
+
+    store = Store(f"chdb://{_scratch_dir()}", f"b{uuid.uuid4().hex[:8]}")
+    migrate(store)
+    return store
 
 
 def synthetic_events(count: int, seed: int = 7) -> list[bytes]:
@@ -98,12 +115,9 @@ def embedded_throughput(events: int) -> dict[str, Any]:
     """Events/s through intake, both stages and the sink (flushed), on one core."""
     from clicktrail.config import parse_registry
     from clicktrail.runtime.embedded import EmbeddedRuntime
-    from clicktrail.sinks.migrations import migrate
-    from clicktrail.sinks.store import Store
 
     lines = synthetic_events(events)
-    store = Store(f"chdb://{tempfile.mkdtemp(prefix='ct-bench-')}", f"b{uuid.uuid4().hex[:8]}")
-    migrate(store)
+    store = _scratch_store()
     runtime = EmbeddedRuntime(parse_registry({}), store)
     runtime.bus.begin_source("bench")
     wall, cpu = time.perf_counter(), _cpu()
@@ -120,11 +134,8 @@ def sink_throughput(rows: int) -> dict[str, Any]:
     """Rows/s into ``clicks`` in 10 000-row inserts (the sink's default batch)."""
     from clicktrail.contracts import EVENT_ADAPTER
     from clicktrail.sinks.clickhouse import ClickHouseSink
-    from clicktrail.sinks.migrations import migrate
-    from clicktrail.sinks.store import Store
 
-    store = Store(f"chdb://{tempfile.mkdtemp(prefix='ct-bench-')}", f"b{uuid.uuid4().hex[:8]}")
-    migrate(store)
+    store = _scratch_store()
     records = [
         EVENT_ADAPTER.validate_json(line)
         for line in synthetic_events(rows * 3)

@@ -21,7 +21,7 @@ import structlog
 from pydantic import BaseModel
 
 from clicktrail.contracts import SinkBackpressure
-from clicktrail.sinks.rows import TABLE_FOR_TYPE, TableShape, describe, flatten
+from clicktrail.sinks.rows import TABLE_FOR_TYPE, TableShape, describe
 from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
@@ -92,10 +92,9 @@ class ClickHouseSink:
             return False
         if self.buffered >= self.max_buffered:
             raise SinkBackpressure(f"{self.buffered} rows waiting for ClickHouse")
-        data = flatten(record)
-        data["src"] = src
-        data["src_offset"] = offset
-        self._batches.setdefault(table, []).append(self._shape(table, record).row(data))
+        self._batches.setdefault(table, []).append(
+            self._shape(table, record).row(record, src, offset)
+        )
         if self._oldest is None:
             self._oldest = self.clock()
         return True
