@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import urllib.error
@@ -192,9 +193,18 @@ def _banner(url: str, store: Store) -> str:
         f"Send a first event:\n"
         f"  curl -s -X POST {url}/v1/events -H 'content-type: application/json' -d '{sample}'\n"
         f"Then look at it:\n"
-        f'  clicktrail query "SELECT event_id, campaign_id, partner_id FROM '
+        f'  {_this_command()} query "SELECT event_id, campaign_id, partner_id FROM '
         f'{store.database}.clicks"'
     )
+
+
+def _this_command() -> str:
+    """How to call clicktrail again from this shell: bare when it is on PATH."""
+    here = Path(sys.argv[0])
+    found = shutil.which("clicktrail")
+    if here.name == "clicktrail" and found and Path(found).resolve() == here.resolve():
+        return "clicktrail"
+    return str(here) if here.name == "clicktrail" else "clicktrail"
 
 
 def worker(args: argparse.Namespace) -> int:
