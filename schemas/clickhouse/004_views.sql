@@ -1,4 +1,5 @@
 -- Analyst views. Plain views over the tables: no FINAL needed, always current.
+-- Sums are taken in an inner query and ratios computed outside, so no alias shadows a column.
 
 -- The latest version of every attributed conversion (status updates add versions).
 CREATE VIEW IF NOT EXISTS {db}.attributed_latest AS
@@ -9,45 +10,53 @@ LIMIT 1 BY conversion_id, model, click_id;
 
 -- Funnel per segment and day: impressions -> clicks -> conversions per action.
 CREATE VIEW IF NOT EXISTS {db}.funnel_daily AS
-SELECT toDate(hour) AS day, campaign_id, partner_id, channel, country, device_type,
-       sum(impressions) AS impressions,
-       sum(clicks) AS clicks,
-       sumIf(conversions, action = 'lead') AS leads,
-       sumIf(conversions, action = 'signup') AS signups,
-       sumIf(conversions, action = 'add_to_cart') AS add_to_carts,
-       sumIf(conversions, action = 'purchase') AS purchases,
-       sumIf(conversions, action = 'install') AS installs,
-       sum(conversions) AS conversions,
-       if(sum(impressions) > 0, sum(clicks) / sum(impressions), NULL) AS ctr,
-       if(sum(clicks) > 0, sum(conversions) / sum(clicks), NULL) AS cvr
-FROM {db}.agg_hourly
-GROUP BY day, campaign_id, partner_id, channel, country, device_type
-SETTINGS prefer_column_name_to_alias = 1;
+SELECT day, campaign_id, partner_id, channel, country, device_type,
+       impressions, clicks, leads, signups, add_to_carts, purchases, installs, conversions,
+       if(impressions > 0, clicks / impressions, NULL) AS ctr,
+       if(clicks > 0, conversions / clicks, NULL) AS cvr
+FROM
+(
+    SELECT toDate(hour) AS day, campaign_id, partner_id, channel, country, device_type,
+           sum(a.impressions) AS impressions,
+           sum(a.clicks) AS clicks,
+           sumIf(a.conversions, a.action = 'lead') AS leads,
+           sumIf(a.conversions, a.action = 'signup') AS signups,
+           sumIf(a.conversions, a.action = 'add_to_cart') AS add_to_carts,
+           sumIf(a.conversions, a.action = 'purchase') AS purchases,
+           sumIf(a.conversions, a.action = 'install') AS installs,
+           sum(a.conversions) AS conversions
+    FROM {db}.agg_hourly AS a
+    GROUP BY day, campaign_id, partner_id, channel, country, device_type
+);
 
 -- Partner transparency: spend, conversions, CPA, ROAS, flagged share and conflicts.
 CREATE VIEW IF NOT EXISTS {db}.partner_report AS
-SELECT partner_id,
-       sum(impressions) AS impressions,
-       sum(clicks) AS clicks,
-       sum(conversions) AS conversions,
-       sum(approved) AS approved,
-       sum(cost) AS spend,
-       sum(revenue) AS revenue,
-       sum(payout) AS payout,
-       if(sum(conversions) > 0, toFloat64(sum(cost) + sum(payout)) / sum(conversions), NULL) AS cpa,
-       if(sum(cost) + sum(payout) > 0, toFloat64(sum(revenue)) / toFloat64(sum(cost) + sum(payout)), NULL) AS roas,
-       if(sum(clicks) > 0, sum(fraud_flagged) / sum(clicks), NULL) AS flagged_share,
-       sum(conflicts) AS conflicts
-FROM {db}.agg_hourly
-GROUP BY partner_id
-SETTINGS prefer_column_name_to_alias = 1;
+SELECT partner_id, impressions, clicks, conversions, approved, spend, revenue, payout,
+       if(conversions > 0, toFloat64(spend + payout) / conversions, NULL) AS cpa,
+       if(spend + payout > 0, toFloat64(revenue) / toFloat64(spend + payout), NULL) AS roas,
+       if(clicks > 0, fraud_flagged / clicks, NULL) AS flagged_share,
+       conflicts
+FROM
+(
+    SELECT partner_id,
+           sum(a.impressions) AS impressions,
+           sum(a.clicks) AS clicks,
+           sum(a.conversions) AS conversions,
+           sum(a.approved) AS approved,
+           sum(a.cost) AS spend,
+           sum(a.revenue) AS revenue,
+           sum(a.payout) AS payout,
+           sum(a.fraud_flagged) AS fraud_flagged,
+           sum(a.conflicts) AS conflicts
+    FROM {db}.agg_hourly AS a
+    GROUP BY partner_id
+);
 
 -- How the credit per partner changes with the attribution model (latest versions).
 CREATE VIEW IF NOT EXISTS {db}.attribution_model_comparison AS
 SELECT model, partner_id, action,
-       sum(weight) AS conversions,
-       sum(revenue) AS revenue,
-       sum(payout) AS payout
-FROM {db}.attributed_latest
-GROUP BY model, partner_id, action
-SETTINGS prefer_column_name_to_alias = 1;
+       sum(l.weight) AS conversions,
+       sum(l.revenue) AS revenue,
+       sum(l.payout) AS payout
+FROM {db}.attributed_latest AS l
+GROUP BY model, partner_id, action;

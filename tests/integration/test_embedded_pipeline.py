@@ -53,15 +53,17 @@ def test_analyst_views_answer_from_the_rollups(store: Store) -> None:
         r[0]: r[1:]
         for r in store.rows(
             f"SELECT partner_id, clicks, conversions, approved, toFloat64(revenue), "
-            f"toFloat64(spend) FROM {db}.partner_report"
+            f"toFloat64(spend), cpa, roas FROM {db}.partner_report ORDER BY approved DESC"
         )
     }
-    assert partners["pA"] == pytest.approx((2, 2.0, 1.0, 140.0, 1.01))
-    assert partners["pB"] == pytest.approx((3, 1.0, 0.0, 0.0, 1.5))
+    # pA: spend 1.01 (impression 0.01 + two clicks), payout 10 + 5 -> 9 + 5 after the update
+    assert partners["pA"] == pytest.approx((2, 2.0, 1.0, 140.0, 1.01, 15.01 / 2, 140 / 15.01))
+    assert partners["pB"] == pytest.approx((3, 1.0, 0.0, 0.0, 1.5, 1.5, 0.0))
     funnel = store.rows(
-        f"SELECT sum(impressions), sum(clicks), sum(purchases), sum(leads) FROM {db}.funnel_daily"
+        f"SELECT sum(impressions), sum(clicks), sum(purchases), sum(leads), max(ctr) "
+        f"FROM {db}.funnel_daily"
     )[0]
-    assert funnel == (1 + scenario.FILLER, 5, 2.0, 2.0)
+    assert funnel == (1 + scenario.FILLER, 5, 2.0, 2.0, 2.0)  # pA: 1 impression, 2 clicks
     models = store.rows(
         f"SELECT partner_id, conversions FROM {db}.attribution_model_comparison "
         "WHERE action = 'purchase' ORDER BY partner_id"
