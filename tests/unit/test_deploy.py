@@ -20,12 +20,13 @@ def _subcommands() -> set[str]:
 def test_compose_services_use_existing_commands_and_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert {"kafka", "clickhouse", "clicktrail"} <= set(services)
+    assert {"kafka", "clickhouse", "migrate", "edge", "worker"} <= set(services)
     known = _subcommands()
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         if service.get("image") == "clicktrail:latest":
             assert service["command"][0] in known, f"{name}: unknown command"
+            build_parser().parse_args(service["command"])  # every flag exists and parses
             assert (ROOT / service["build"]["dockerfile"]).is_file()
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on missing {dependency}"
