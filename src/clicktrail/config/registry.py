@@ -18,7 +18,7 @@ from clicktrail.contracts.common import ActionName
 from clicktrail.contracts.events import STANDARD_ACTIONS, Channel
 from clicktrail.contracts.records import AttributionModel, Severity
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
 Key = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:~\-]{1,128}$")]
 
 
@@ -189,6 +189,43 @@ class FraudSettings(Section):
         default_factory=lambda: ["bot", "crawler", "spider", "headless", "phantomjs", "selenium"]
     )
     partner_share_alert: float = Field(0.2, gt=0, le=1)
+    min_ctit_seconds: float = Field(
+        10,
+        ge=0,
+        description="CTIT below which a conversion is click injection when its action sets "
+        "no min_ctit_seconds: 10 s is the cut-off commonly used for installs (AppsFlyer's "
+        "CTIT guidance); nobody installs and opens an app seconds after a real click",
+    )
+    burst_seconds: float = Field(
+        60,
+        gt=0,
+        description="Short window for click bursts: spamming sends clicks seconds apart, "
+        "which an hourly count at max_clicks_per_ip only sees after dozens of clicks",
+    )
+    max_clicks_per_ip_burst: int = Field(
+        5,
+        ge=1,
+        description="Clicks per IP network and partner within burst_seconds above which the "
+        "network is flooding: people from one /24 click one partner's ads a few times a minute",
+    )
+    suspicious_score: float = Field(
+        0.5, gt=0, le=1, description="Verdict score from which an event is suspicious"
+    )
+    reject_score: float = Field(
+        0.9, gt=0, le=1, description="Verdict score from which an event is rejected"
+    )
+    anomaly_threshold: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="River anomaly score (0..1) from which a partner window is anomalous",
+    )
+    min_partner_conversions: int = Field(
+        20,
+        ge=1,
+        description="Conversions (late-CTIT share) or judged events (fraud share) a partner "
+        "needs before its share is judged: a share of a handful of events is noise",
+    )
 
 
 class Destination(Section):

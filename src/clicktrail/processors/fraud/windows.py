@@ -1,0 +1,71 @@
+"""Event-time sliding-window counts per key, bounded, in a ``StateStore``.
+
+A key's entry is ``{"b": [[bucket, count], ...], "held": [[ts, id, campaign], ...]}``:
+counts in fixed buckets (``window / buckets`` seconds each, only those inside the
+window are kept) and the ids counted while the key was still under its limit, so the
+click that crosses the limit can convict the ones before it. Both lists are bounded
+(by the bucket count and the limit), and ``expire`` drops keys whose newest bucket
+left the window, so the state follows the active keys, not the history.
+
+Counts are per partition: in a multi-worker run a key's clicks spread over the
+partitions of the stage (keyed by click id), so each worker sees a share of them and
+crosses the limit later, unless a stage keyed by the counted key (IP, device) is added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clicktrail.contracts import StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """The key's count in the window after adding, and the held ids it now convicts."""
+
+    total: int
+    released: list[tuple[str, str]]
+
+
+class SlidingCounter:
+    def __init__(
+        self, store: StateStore, *, window_seconds: float, limit: int, buckets: int = 12
+    ) -> None:
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        if limit < 1 or buckets < 1:
+            raise ValueError("limit and buckets must be at least 1")
+        self.store = store
+        self.window = window_seconds
+        self.limit = limit
+        self.width = window_seconds / buckets
+
+    def add(self, key: str, ts: float, item_id: str, campaign_id: str) -> Count:
+        """Count one item at event time ``ts``. The total is taken over the buckets within
+        one window on either side of ``ts``, so a late item still sees its own burst."""
+        entry: dict[str, Any] = self.store.get(key) or {"b": [], "held": []}
+        bucket = int(ts // self.width)
+        buckets: dict[int, int] = {int(b): int(c) for b, c in entry["b"]}
+        newest = max([bucket, *buckets])
+        oldest = newest - int(self.window // self.width)
+        buckets[bucket] = buckets.get(bucket, 0) + 1
+        buckets = {b: c for b, c in buckets.items() if b > oldest}
+        total = sum(c for b, c in buckets.items() if abs(b - bucket) * self.width < self.window)
+        held = [h for h in entry["held"] if ts - h[0] < self.window]
+        released: list[tuple[str, str]] = []
+        if total > self.limit:
+            released = [(h[1], h[2]) for h in held]
+            held = []
+        else:
+            held = [*held, [ts, item_id, campaign_id]][-self.limit :]
+        self.store[key] = {"b": sorted([b, c] for b, c in buckets.items()), "held": held}
+        return Count(total, released)
+
+    def expire(self, watermark: float) -> int:
+        """Forget keys with nothing inside the window any more."""
+        horizon = int((watermark - self.window) // self.width)
+        stale = [k for k, v in self.store.items() if not v["b"] or v["b"][-1][0] < horizon]
+        for key in stale:
+            del self.store[key]
+        return len(stale)
