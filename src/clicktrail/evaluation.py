@@ -41,7 +41,12 @@ class Evaluation:
     def table(self) -> str:
         cells = [["section", "measure", "value", "detail"]]
         for row in self.rows:
-            shown = "-" if row.value is None else f"{row.value:.4f}"
+            if row.value is None:
+                shown = "-"
+            elif row.value.is_integer() and abs(row.value) >= 2:
+                shown = f"{int(row.value):,}"
+            else:
+                shown = f"{row.value:.4f}"
             cells.append([row.section, row.what, shown, row.detail])
         widths = [max(len(r[i]) for r in cells) for i in range(4)]
         lines = [
@@ -130,28 +135,36 @@ def _attribution(result: Evaluation, store: Store, truth: dict[str, dict[str, An
 
 
 def _fraud(
-    result: Evaluation, store: Store, clicks: dict[str, str], conversions: dict[str, dict[str, Any]]
+    result: Evaluation,
+    store: Store,
+    clicks: dict[str, str],
+    conversions: dict[str, dict[str, Any]],
 ) -> None:
-    flagged: dict[str, list[str]] = {}
+    """Per pattern: a subject is predicted as the pattern its strongest reason names."""
+    from clicktrail.processors.fraud import REASONS, pattern_of
+
+    predicted: dict[str, str] = {}
     for subject_id, reasons in store.rows(
-        f"SELECT subject_id, reasons FROM {store.database}.fraud_verdicts "
-        "WHERE action != 'ok' AND subject_type IN ('click', 'conversion')"
+        f"SELECT subject_id, argMax(reasons, ts) FROM {store.database}.fraud_verdicts "
+        "WHERE action != 'ok' AND subject_type IN ('click', 'conversion') GROUP BY subject_id"
     ):
-        flagged[subject_id] = list(reasons)
+        known = [r for r in reasons if r in REASONS]
+        predicted[subject_id] = pattern_of(known[0]) if known else "other"
     labels = {**clicks, **{k: v["label"] for k, v in conversions.items()}}
     patterns = sorted({label for label in labels.values() if label != "clean"})
     clean = [k for k, label in labels.items() if label == "clean"]
-    false_positives = sum(1 for k in clean if k in flagged)
+    false_positives = sum(1 for k in clean if k in predicted)
     result.add(
         "fraud",
-        "verdicts (suspicious or reject)",
-        float(len(flagged)),
-        f"{false_positives:,} of {len(clean):,} clean events flagged",
+        "clean events flagged (false-positive rate)",
+        _ratio(false_positives, len(clean)),
+        f"{false_positives:,} of {len(clean):,}",
     )
     for pattern in patterns:
         members = [k for k, label in labels.items() if label == pattern]
-        caught = sum(1 for k in members if k in flagged)
-        flagged_any = caught + false_positives
+        caught = sum(1 for k in members if predicted.get(k) == pattern)
+        named = [k for k, p in predicted.items() if p == pattern and k in labels]
+        right = sum(1 for k in named if labels[k] == pattern)
         result.add(
             "fraud",
             f"{pattern} recall",
@@ -161,8 +174,8 @@ def _fraud(
         result.add(
             "fraud",
             f"{pattern} precision",
-            _ratio(caught, flagged_any),
-            "vs clean traffic flagged" if flagged_any else "nothing flagged",
+            _ratio(right, len(named)),
+            f"{right:,} of {len(named):,} flagged as {pattern}" if named else "nothing flagged",
         )
 
 
@@ -191,7 +204,7 @@ def _brand(
     )
     result.add(
         "brand conflict",
-        "offending events in evidence",
+        "offending events in stored evidence (first 100 per conflict)",
         _ratio(len(evidence & offending), len(offending)),
         f"{len(evidence & offending):,} of {len(offending):,}",
     )

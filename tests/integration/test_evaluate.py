@@ -32,9 +32,14 @@ def test_simulate_then_evaluate(tmp_path: Path) -> None:
     accuracy = first["last-click credit matches truth"]["value"]
     assert isinstance(accuracy, float) and accuracy >= 0.95
     scenario = json.loads((tmp_path / "sim" / "scenario.json").read_text())
-    for pattern in scenario["clicks"]:
-        if pattern != "clean":
-            assert f"{pattern} recall" in first
+    patterns = {p for p in [*scenario["clicks"], *scenario["conversions"]] if p != "clean"}
+    for pattern in patterns:  # the embedded pipeline's verdicts, scored against the truth
+        assert first[f"{pattern} recall"]["value"] >= 0.9, pattern
+        assert first[f"{pattern} precision"]["value"] >= 0.9, pattern
+    false_positive_rate = first["clean events flagged (false-positive rate)"]["value"]
+    assert isinstance(false_positive_rate, float) and false_positive_rate < 0.01
+    assert first["offenders found (recall)"]["value"] >= 0.9
+    assert first["offenders found (precision)"]["value"] >= 0.9
     assert "purchase AUC" in first
 
     # Change the truth for one credited conversion: the score must move by exactly one.

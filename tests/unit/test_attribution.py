@@ -106,7 +106,8 @@ class Run:
 
     def _forward(self, records: list[Any], origin: str) -> None:
         for record in records:
-            self.rows.extend(self.pipeline.on_forwarded(record, origin))  # type: ignore[arg-type]
+            out = self.pipeline.on_forwarded(record, origin)  # type: ignore[arg-type]
+            self.rows.extend(r for r in out if isinstance(r, AttributedConversion))
 
     def tick(self) -> list[AttributedConversion]:
         start = len(self.rows)

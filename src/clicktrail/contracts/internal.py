@@ -63,6 +63,9 @@ class ResolvedConversion(Contract):
         description="found: its click is known; unknown_click: the click never came; "
         "no_click: match by user; settled: waited for the user's touches, credit what is there"
     )
+    fraud_action: Literal["ok", "suspicious", "reject"] = Field(
+        "ok", description="The conversion's verdict when the click stage could judge it"
+    )
 
     @property
     def user_id(self) -> str | None:

@@ -105,6 +105,12 @@ class Attributor:
             self.waiting[user] = [*entries, entry]
         return True
 
+    def is_waiting(self, resolved: ResolvedConversion) -> bool:
+        """Is this conversion held for the grace period (rather than done with)?"""
+        user = resolved.user_id
+        entries: list[dict[str, Any]] = (self.waiting.get(user) or []) if user else []
+        return any(e["event_id"] == resolved.conversion.event_id for e in entries)
+
     def settle(self, watermark: datetime) -> list[ResolvedConversion]:
         """Conversions whose wait is over, to be credited with whatever path there is."""
         now = watermark.timestamp()
@@ -144,6 +150,7 @@ class Attributor:
             "revenue": conversion.revenue,
             "payout": conversion.payout,
             "latest_ts": conversion.ts.isoformat(),
+            "fraud_action": resolved.fraud_action,
             "version": 1,
             "previous": None,
             "credited": credited,
@@ -313,6 +320,7 @@ def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
             previous_status=previous.get("status"),
             previous_revenue=previous.get("revenue", 0.0) * row["weight"],
             previous_payout=previous.get("payout", 0.0) * row["weight"],
+            fraud_action=state.get("fraud_action", "ok"),
             **row,
         )
         for row in state["credited"]

@@ -68,6 +68,7 @@ class EmbeddedRuntime:
             if self.processed % TICK_EVERY == 0:
                 self._forward(self.pipeline.tick(), message.source, message.offset)
                 self._forward(self.pipeline.tick_users(), message.source, message.offset)
+                self.sink.add_all(self.pipeline.partner_verdicts(), message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
@@ -100,4 +101,5 @@ class EmbeddedRuntime:
         if end_of_input and self._last is not None:
             src, offset = self._last
             self._forward(self.pipeline.drain(), src, offset + 1)
+            self.sink.add_all(self.pipeline.partner_verdicts(), src, offset + 1)
         self.sink.flush()

@@ -167,6 +167,9 @@ class FaustRuntime:
                     continue
                 self.sink.add_all(result.stored, src, offset)
                 forwards.extend(result.forwarded)
+            if batch:
+                src, offset = _origin(batch[-1])
+                self.sink.add_all(self.pipeline.partner_verdicts(), src, offset)
             await self._forward(forwards)
             await self._flush()
 

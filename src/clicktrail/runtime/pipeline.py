@@ -1,10 +1,12 @@
 """The composed processors: what happens to an accepted event, for every runtime.
 
 Two keyed stages, as on Kafka: the *event stage* (keyed by click / impression
-id) deduplicates and resolves click ids; the *user stage* (keyed by user)
-attributes. The embedded runtime calls both in a row; the Faust app runs them
-as two agents joined by the touches topic. State comes from ``stores`` (a
-dict per name here, a Faust Table per name there).
+id) deduplicates, resolves click ids, judges clicks and the conversions whose
+click it knows, and watches brand bidding; the *user stage* (keyed by user)
+attributes and judges the conversions it matched by user. The embedded runtime
+calls both in a row; the Faust app runs them as two agents joined by the
+touches topic. State comes from ``stores`` (a dict per name here, a Faust
+Table per name there).
 """
 
 from __future__ import annotations
@@ -15,19 +17,32 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
-from clicktrail.config import Registry
+from clicktrail.config import ConfigError, Registry
 from clicktrail.config.registry import AttributionSettings
-from clicktrail.contracts import AnyEvent, Click, Conversion, Impression, StateStore
+from clicktrail.contracts import (
+    AnyEvent,
+    AttributedConversion,
+    Click,
+    Conversion,
+    FraudVerdict,
+    Impression,
+    StateStore,
+)
 from clicktrail.contracts.internal import ResolvedConversion, Touch
 from clicktrail.processors.attribution import Attributor
+from clicktrail.processors.brand import BRAND_STATE, BrandConfigError, BrandConflictDetector
 from clicktrail.processors.clicks import END_OF_TIME, ClickResolver
 from clicktrail.processors.dedup import Dedup
+from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
 
 Forwarded = Touch | ResolvedConversion
 StoreFactory = Callable[[str], StateStore]
-STATE_NAMES = ("dedup", "clicks", "pending", "paths", "conversions", "waiting")
+STATE_NAMES = (
+    "dedup", "clicks", "pending", "paths", "conversions", "waiting", *FRAUD_STATE, *BRAND_STATE,
+)  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
+JUDGED_IN_EVENT_STAGE = ("found",)  # the others are judged where the user stage credits them
 
 
 def memory_stores(name: str) -> StateStore:
@@ -53,6 +68,11 @@ class Pipeline:
             actions=registry.actions,
             grace_for=self._grace,
         )
+        self.fraud = FraudDetector(registry, stores)
+        try:
+            self.brand = BrandConflictDetector(registry, state=stores)
+        except BrandConfigError as error:
+            raise ConfigError(str(error)) from None
         self.watermark = BEGINNING
 
     def _grace(self, conversion: Conversion) -> timedelta:
@@ -66,17 +86,44 @@ class Pipeline:
         if not self.dedup.admit(event.event_id, event.ts, origin):
             return StageResult()
         self.watermark = max(self.watermark, event.ts)
+        stored: list[BaseModel] = [event]
         if isinstance(event, Click):
+            stored += self.fraud.on_click(event)
+            stored += self._brand(event)
             forwarded = self.clicks.on_click(event)
         elif isinstance(event, Conversion):
             forwarded = self.clicks.on_conversion(event)
         elif isinstance(event, Impression):
+            stored += self._brand(event)
             forwarded = [Touch.of(event)] if event.user.user_id else []
-        return StageResult(stored=[event], forwarded=forwarded)
+        verdicts, forwarded = self._judge_found(forwarded)
+        return StageResult(stored=[*stored, *verdicts], forwarded=forwarded)
+
+    def _brand(self, event: Impression | Click) -> list[BaseModel]:
+        return list(self.brand(event)) if self.brand.route(event) is not None else []
+
+    def _judge_found(self, records: list[Forwarded]) -> tuple[list[FraudVerdict], list[Forwarded]]:
+        """Judge conversions whose click this stage knows; their verdict rides along."""
+        verdicts: list[FraudVerdict] = []
+        out: list[Forwarded] = []
+        for record in records:
+            judged_record = record
+            if isinstance(record, ResolvedConversion) and record.lookup in JUDGED_IN_EVENT_STAGE:
+                judged = self.fraud.on_conversion(record)
+                verdicts += judged
+                action = _conversion_action(judged, record.conversion.event_id)
+                if action != "ok":
+                    judged_record = record.model_copy(update={"fraud_action": action})
+            out.append(judged_record)
+        return verdicts, out
 
     def tick(self) -> list[Forwarded]:
         """Conversions whose grace ran out at the current watermark (cheap; run often)."""
         return self.clicks.expire(self.watermark)
+
+    def partner_verdicts(self) -> list[BaseModel]:
+        """Partners whose fraud windows closed at the watermark (cheap; run often)."""
+        return list(self.fraud.close_windows(self.watermark))
 
     def housekeep(self) -> int:
         """Forget state past its retention: sweeps over every key, so run it rarely."""
@@ -84,6 +131,8 @@ class Pipeline:
             self.dedup.expire(self.watermark)
             + self.clicks.forget(self.watermark)
             + self.attributor.expire(self.watermark)
+            + self.fraud.expire(self.watermark)
+            + self.brand.forget(self.watermark)
         )
 
     def drain(self) -> list[Forwarded]:
@@ -95,9 +144,30 @@ class Pipeline:
     def on_forwarded(self, record: Forwarded, origin: str) -> list[BaseModel]:
         if isinstance(record, Touch):
             return list(self.attributor.on_touch(record, origin))
-        return list(self.attributor.on_conversion(record, origin))
+        rows: list[AttributedConversion] = self.attributor.on_conversion(record, origin)
+        if record.lookup in JUDGED_IN_EVENT_STAGE or self.attributor.is_waiting(record):
+            return list(rows)
+        return self._judge_credited(record, rows)
+
+    def _judge_credited(
+        self, record: ResolvedConversion, rows: list[AttributedConversion]
+    ) -> list[BaseModel]:
+        """A conversion matched here (by user, or orphaned) is judged with what it credits."""
+        click = next((t for t in map(credited_touch, rows) if t is not None), None)
+        judged = self.fraud.on_conversion(record.model_copy(update={"click": click}))
+        action = _conversion_action(judged, record.conversion.event_id)
+        if action != "ok":
+            rows = [row.model_copy(update={"fraud_action": action}) for row in rows]
+        return [*rows, *judged]
 
     def tick_users(self) -> list[Forwarded]:
         """Conversions whose wait for a touch is over; they go through the user stage
         again, as messages of their own (cheap; run often)."""
         return list(self.attributor.settle(self.watermark))
+
+
+def _conversion_action(verdicts: list[FraudVerdict], event_id: str) -> str:
+    for verdict in verdicts:
+        if verdict.subject_type == "conversion" and verdict.subject_id == event_id:
+            return str(verdict.action)
+    return "ok"
