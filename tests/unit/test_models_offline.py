@@ -1,0 +1,41 @@
+"""Offline measurement on a small simulated scenario: the models learn, and rank well."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clicktrail.processors.models import offline
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("modelsim")
+    command = ["simulate", "--out", str(out), "--events", "20000", "--seed", "9"]
+    subprocess.run(
+        [sys.executable, "-m", "clicktrail.cli.main", *command],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+# Measured on this scenario (seed 9, 20 000 events): 0.643, 0.686, 0.628, 0.723; lead has
+# only 80 positives here, too few to rank (0.53), so it is only required to run.
+FLOOR = {"add_to_cart": 0.60, "install": 0.64, "purchase": 0.58, "signup": 0.68}
+
+
+def test_offline_run_ranks_above_the_floor(scenario: Path) -> None:
+    """Each action with enough positives ranks clearly better than chance and stays calibrated."""
+    report = offline.run(scenario)
+    actions = report["actions"]
+    assert set(actions) == {"add_to_cart", "install", "lead", "purchase", "signup"}
+    for action, row in actions.items():
+        assert row["examples"] > 1000, action
+        assert row["auc"] > FLOOR.get(action, 0.0), (action, row)
+        assert row["oracle_auc"] > row["auc"], (action, row)
+        assert row["calibration_error"] < 0.05, (action, row)
+        assert row["lift_top_decile"] > 1.2, (action, row)
