@@ -20,9 +20,7 @@ CREATE TABLE IF NOT EXISTS {db}.agg_hourly
     approved        Float64                       COMMENT 'Attributed approved conversions (weighted)',
     revenue         Decimal(18, 6)                COMMENT 'Attributed revenue (latest amounts)',
     payout          Decimal(18, 6)                COMMENT 'Attributed payout (latest amounts)',
-    cost            Decimal(18, 6)                COMMENT 'Media cost (impressions + clicks)',
-    fraud_flagged   UInt64                        COMMENT 'Events with a suspicious/reject verdict',
-    conflicts       UInt64                        COMMENT 'Brand-conflict evidence events'
+    cost            Decimal(18, 6)                COMMENT 'Media cost (impressions + clicks)'
 )
 ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(hour)

@@ -29,13 +29,15 @@ FROM
     GROUP BY day, campaign_id, partner_id, channel, country, device_type
 );
 
--- Partner transparency: spend, conversions, CPA, ROAS, flagged share and conflicts.
+-- Partner transparency: spend, conversions, CPA, ROAS, flagged share and brand conflicts.
 CREATE VIEW IF NOT EXISTS {db}.partner_report AS
-SELECT partner_id, impressions, clicks, conversions, approved, spend, revenue, payout,
+SELECT t.partner_id AS partner_id, impressions, clicks, conversions, approved, spend, revenue,
+       payout,
        if(conversions > 0, toFloat64(spend + payout) / conversions, NULL) AS cpa,
        if(spend + payout > 0, toFloat64(revenue) / toFloat64(spend + payout), NULL) AS roas,
-       if(clicks > 0, fraud_flagged / clicks, NULL) AS flagged_share,
-       conflicts
+       f.flagged_clicks AS flagged_clicks,
+       if(clicks > 0, f.flagged_clicks / clicks, NULL) AS flagged_share,
+       b.conflicts AS conflicts
 FROM
 (
     SELECT partner_id,
@@ -45,12 +47,24 @@ FROM
            sum(a.approved) AS approved,
            sum(a.cost) AS spend,
            sum(a.revenue) AS revenue,
-           sum(a.payout) AS payout,
-           sum(a.fraud_flagged) AS fraud_flagged,
-           sum(a.conflicts) AS conflicts
+           sum(a.payout) AS payout
     FROM {db}.agg_hourly AS a
     GROUP BY partner_id
-);
+) AS t
+LEFT JOIN
+(
+    SELECT v.partner_id AS partner_id, uniqExact(v.subject_id) AS flagged_clicks
+    FROM {db}.fraud_verdicts AS v
+    WHERE v.subject_type = 'click' AND v.action != 'ok'
+    GROUP BY v.partner_id
+) AS f ON t.partner_id = f.partner_id
+LEFT JOIN
+(
+    SELECT c.offender_id AS partner_id, uniqExact(c.conflict_id) AS conflicts
+    FROM {db}.brand_conflicts AS c
+    WHERE c.offender_kind = 'partner'
+    GROUP BY c.offender_id
+) AS b ON t.partner_id = b.partner_id;
 
 -- How the credit per partner changes with the attribution model (latest versions).
 CREATE VIEW IF NOT EXISTS {db}.attribution_model_comparison AS
