@@ -60,3 +60,24 @@ def test_simulate_then_evaluate(tmp_path: Path) -> None:
     assert str(second["last-click credit matches truth"]["detail"]).startswith(
         f"{matched - 1:,} of"
     )
+
+
+def test_fraud_and_conflicts_views(tmp_path: Path) -> None:
+    run("simulate", "--out", "sim", "--events", "8000", "--seed", "11", cwd=tmp_path)
+    run("replay", "--config", "sim/registry.yaml", "sim/events.jsonl", cwd=tmp_path)
+    fraud = run("fraud", "--limit", "3", cwd=tmp_path).stdout.splitlines()
+    assert fraud[0].split()[:4] == ["partner", "clicks", "flagged_clicks", "flagged_share"]
+    flagged = {line.split()[0] for line in fraud[2:5]}
+    planted = {
+        "net-flood",
+        "net-inject",
+        "pub-botfarm",
+        "pub-cloudhost",
+        "aff-incent",
+        "aff-turncoat",
+        "aff-shadow",
+    }
+    assert flagged <= planted, "the most flagged partners are the planted cheaters"
+    conflicts = run("conflicts", cwd=tmp_path).stdout
+    assert "aff-brandjack" in conflicts
+    assert "agency-searchpro" not in conflicts, "authorized to bid on the brand"

@@ -86,16 +86,20 @@ def _summary(stats: IntakeStats) -> str:
 
 
 def query(args: argparse.Namespace) -> int:
-    path = chdb_path(args.store)
     fmt = "tsv" if args.format == "table" else args.format
-    url = service_file.running_service(path) if path is not None else None
-    if url is not None:
-        result = _query_service(url, args.sql, fmt)
-    else:
-        result = Store(args.store, args.database).read_only(args.sql, fmt)
+    result = _read_only(args, args.sql, fmt)
     sys.stdout.write(tsv_to_table(result) if args.format == "table" else result.decode())
     sys.stdout.flush()
     return 0
+
+
+def _read_only(args: argparse.Namespace, sql: str, fmt: str) -> bytes:
+    """Analyst SQL, through the running service when it holds the embedded store."""
+    path = chdb_path(args.store)
+    url = service_file.running_service(path) if path is not None else None
+    if url is not None:
+        return _query_service(url, sql, fmt)
+    return Store(args.store, args.database).read_only(sql, fmt)
 
 
 def _query_service(url: str, sql: str, fmt: str) -> bytes:
@@ -305,3 +309,57 @@ def evaluate(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(result.as_json() + "\n", encoding="utf-8")
     return 0
+
+
+FRAUD_VIEW = """
+SELECT r.partner_id AS partner, r.clicks AS clicks, r.flagged_clicks AS flagged_clicks,
+       round(r.flagged_share, 4) AS flagged_share, c.flagged_conversions AS flagged_conversions,
+       c.top_reasons AS top_reasons
+FROM {db}.partner_report AS r
+LEFT JOIN
+(
+    SELECT partner_id,
+           uniqExactIf(subject_id, subject_type = 'conversion') AS flagged_conversions,
+           arrayStringConcat(topK(3)(reasons[1]), ', ') AS top_reasons
+    FROM {db}.fraud_verdicts
+    WHERE action != 'ok'
+    GROUP BY partner_id
+) AS c ON r.partner_id = c.partner_id
+ORDER BY flagged_share DESC, flagged_clicks DESC
+LIMIT {limit}
+"""
+
+CONFLICTS_VIEW = """
+SELECT brand_id AS brand, offender_id AS offender,
+       arrayStringConcat(groupUniqArray(signal), ', ') AS signals,
+       arrayStringConcat(arraySlice(arrayDistinct(arrayFlatten(groupArray(keywords))), 1, 3), ', ')
+           AS keywords,
+       sum(clicks) AS clicks, sum(impressions) AS impressions, max(head_to_head) AS head_to_head,
+       round(max(est_cpc_inflation), 3) AS cpc_inflation, round(sum(cost_impact), 2) AS cost_impact,
+       ['info', 'warning', 'critical'][max(indexOf(['info', 'warning', 'critical'], severity))]
+           AS severity,
+       max(last_seen) AS last_seen
+FROM {db}.brand_conflicts FINAL
+{where}
+GROUP BY brand, offender
+ORDER BY cost_impact DESC, clicks DESC
+"""
+
+
+def _view(args: argparse.Namespace, sql: str) -> int:
+    sys.stdout.write(tsv_to_table(_read_only(args, sql, "tsv")))
+    return 0
+
+
+def fraud_view(args: argparse.Namespace) -> int:
+    return _view(args, FRAUD_VIEW.format(db=args.database, limit=max(1, args.limit)))
+
+
+def conflicts_view(args: argparse.Namespace) -> int:
+    where = ""
+    if args.brand:
+        if not args.brand.replace("-", "").replace("_", "").isalnum():
+            print(f"clicktrail: error: invalid brand name {args.brand!r}", file=sys.stderr)
+            return 2
+        where = f"WHERE brand_id = '{args.brand}'"
+    return _view(args, CONFLICTS_VIEW.format(db=args.database, where=where))

@@ -12,6 +12,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -115,6 +116,31 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: replay when the store holds no clicks yet (default)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+
+
+def _add_views(sub: Any) -> None:
+    """Ready-made analyst views: who cheats, and who bids on whose brand."""
+    from clicktrail.cli import commands
+
+    fraud = sub.add_parser(
+        "fraud",
+        help="partners ranked by flagged share, with their top reasons",
+        description="Read fraud_verdicts and the rollups: per partner, clicks, flagged clicks "
+        "and share, flagged conversions and the most frequent reasons.",
+    )
+    _common(fraud, config=False)
+    fraud.add_argument("--limit", type=int, default=20, help="partners to show")
+    fraud.set_defaults(handler=commands.fraud_view)
+
+    conflicts = sub.add_parser(
+        "conflicts",
+        help="current brand conflicts by brand and offender, with cost impact",
+        description="Read brand_conflicts: per brand and offender, signals, keywords, clicks, "
+        "head-to-head, estimated CPC inflation and cost impact, severity.",
+    )
+    _common(conflicts, config=False)
+    conflicts.add_argument("--brand", help="only this brand")
+    conflicts.set_defaults(handler=commands.conflicts_view)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _evaluate_arguments(evaluate)
     evaluate.set_defaults(handler=commands.evaluate)
+
+    _add_views(sub)
 
     check = sub.add_parser(
         "check-config",
