@@ -82,23 +82,21 @@ def evaluate(directory: Path, store: Store) -> Evaluation:
     result = Evaluation({k: scenario.get(k) for k in ("scenario", "seed", "lines", "events")})
     click_labels: dict[str, str] = {}
     conversions: dict[str, dict[str, Any]] = {}
-    offending: set[str] = set()
     offenders: set[tuple[str, str]] = set()
+    inflation: dict[tuple[str, str], float] = {}
     for record in _truth(directory / "truth.jsonl"):
         kind = record["kind"]
         if kind == "click":
             click_labels[record["click_id"]] = record["label"]
-            if "offense" in record:
-                offending.add(record["click_id"])
         elif kind == "conversion":
             conversions[record["event_id"]] = record
-        elif kind == "impression":
-            offending.add(record["impression_id"])
         elif kind == "bidder" and record["offender"]:
-            offenders.add((record["brand"], record["partner_id"] or record["display_domain"]))
+            key = (record["brand"], record["partner_id"] or record["display_domain"])
+            offenders.add(key)
+            inflation[key] = record["cpc_inflation"]
     _attribution(result, store, conversions)
     _fraud(result, store, click_labels, conversions)
-    _brand(result, store, offenders, offending)
+    _brand(result, store, offenders, inflation)
     _models(result, store, directory / "truth.jsonl")
     return result
 
@@ -180,15 +178,19 @@ def _fraud(
 
 
 def _brand(
-    result: Evaluation, store: Store, offenders: set[tuple[str, str]], offending: set[str]
+    result: Evaluation,
+    store: Store,
+    offenders: set[tuple[str, str]],
+    inflation: dict[tuple[str, str], float],
 ) -> None:
-    found: set[tuple[str, str]] = set()
-    evidence: set[str] = set()
-    for brand, offender, ids in store.rows(
-        f"SELECT brand_id, offender_id, evidence_ids FROM {store.database}.brand_conflicts"
+    db = store.database
+    estimates: dict[tuple[str, str], float | None] = {}
+    for brand, offender, estimate in store.rows(
+        f"SELECT brand_id, offender_id, max(est_cpc_inflation) FROM {db}.brand_conflicts FINAL "
+        "GROUP BY brand_id, offender_id"
     ):
-        found.add((brand, offender))
-        evidence.update(ids)
+        estimates[(brand, offender)] = estimate
+    found = set(estimates)
     true_found = found & offenders
     result.add(
         "brand conflict",
@@ -202,11 +204,23 @@ def _brand(
         _ratio(len(true_found), len(found)),
         f"{len(found)} reported" if found else "no conflicts reported",
     )
+    errors = [
+        abs(estimate - inflation[key])
+        for key, estimate in estimates.items()
+        if estimate is not None and key in inflation
+    ]
     result.add(
         "brand conflict",
-        "offending events in stored evidence (first 100 per conflict)",
-        _ratio(len(evidence & offending), len(offending)),
-        f"{len(evidence & offending):,} of {len(offending):,}",
+        "CPC inflation, mean absolute error",
+        sum(errors) / len(errors) if errors else None,
+        f"estimated for {len(errors)} of {len(true_found)} offenders (truth: relative CPC raise)",
+    )
+    alerts = store.rows(f"SELECT count() FROM {db}.alerts WHERE kind = 'brand_conflict'")[0][0]
+    result.add(
+        "brand conflict",
+        "alerts delivered",
+        float(alerts),
+        "time to alert needs alert delivery" if not alerts else "",
     )
 
 
