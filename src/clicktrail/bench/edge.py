@@ -265,7 +265,7 @@ def _settle(base: str, timeout: float = 120.0) -> float:
     return time.monotonic() - started
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) so far."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -348,10 +348,10 @@ def bench_edge(
             for endpoint in endpoints:
                 run(base, endpoint, min(1.0, seconds), connections)  # warm-up
                 _settle(base)
-                cpu = _cpu_seconds(pid)
+                cpu = cpu_seconds(pid)
                 result = run(base, endpoint, seconds, connections)
                 drain = _settle(base)
-                cpu = _cpu_seconds(pid) - cpu
+                cpu = cpu_seconds(pid) - cpu
                 total = result.pop("requests")
                 rows.append(
                     {"endpoint": endpoint, "bus": bus, **result,

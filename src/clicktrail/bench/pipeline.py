@@ -261,6 +261,8 @@ def faust_throughput(bootstrap: str, events: int, partitions: int = 4) -> dict[s
     """Events/s through one Faust worker process: from the first message to zero lag."""
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+    from clicktrail.bench.edge import cpu_seconds
+
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="ct-bench-"))
     config = workdir / "registry.yaml"
@@ -303,8 +305,9 @@ def faust_throughput(bootstrap: str, events: int, partitions: int = 4) -> dict[s
         producer.flush()
         producer.close()
         started = time.perf_counter()
+        cpu_before = cpu_seconds(worker.pid)
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         topics = [f"{prefix}.{t}" for t in ("impressions", "clicks", "conversions", "touches")]
         parts = [TopicPartition(t, p) for t in topics for p in range(partitions)]
         while True:
@@ -319,9 +322,14 @@ def faust_throughput(bootstrap: str, events: int, partitions: int = 4) -> dict[s
                 raise TimeoutError(f"worker still {lag} behind after 600 s")
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(worker.pid) - cpu_before
         admin.close()
         consumer.close()
-        return {"events": events, "events_per_s": events / elapsed}
+        return {
+            "events": events,
+            "events_per_s": events / elapsed,
+            "events_per_cpu_s": events / cpu,
+        }
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
