@@ -44,11 +44,7 @@ def impression(
         "channel": channel,
         "landing_url": campaign.landing_url,
     }
-    for key, value in fields.items():
-        if value is not None:
-            event[key] = value
-    event["user"] = user
-    return orjson.dumps(event, option=_OPT)
+    return _finish(event, fields, user)
 
 
 def click(
@@ -75,11 +71,7 @@ def click(
         "channel": channel,
         "landing_url": f"{campaign.landing_url}?cid={click_id}",
     }
-    for key, value in fields.items():
-        if value is not None:
-            event[key] = value
-    event["user"] = user
-    return orjson.dumps(event, option=_OPT)
+    return _finish(event, fields, user)
 
 
 def conversion(
@@ -115,3 +107,12 @@ def conversion(
             "user": user,
         }
     )
+
+
+def _finish(event: dict[str, Any], fields: dict[str, Any], user: orjson.Fragment) -> bytes:
+    """Optional fields that are set, then the user context last, as JSON bytes."""
+    for key, value in fields.items():
+        if value is not None:
+            event[key] = value
+    event["user"] = user
+    return orjson.dumps(event, option=_OPT)
