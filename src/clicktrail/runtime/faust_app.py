@@ -120,6 +120,7 @@ class FaustRuntime:
             name: self.app.Table(name, default=None, partitions=settings.partitions)
             for name in STATE_NAMES
         }
+        self._states: list[FaustState] = []
         self.pipeline = Pipeline(registry, stores=self._store)
         self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS)
         self.touches_topic = self._raw_topic(TOUCHES)
@@ -142,7 +143,14 @@ class FaustRuntime:
 
     def _store(self, name: str) -> StateStore:
         source = TOUCHES if name in USER_STAGE_STATE else CLICKS
-        return FaustState(self.tables[name], source)
+        state = FaustState(self.tables[name], source)
+        self._states.append(state)
+        return state
+
+    def _write_state(self) -> None:
+        """Held state changes to the tables (and their changelogs), before any ack."""
+        for state in self._states:
+            state.flush()
 
     # -- agents --------------------------------------------------------------------------
 
@@ -170,6 +178,7 @@ class FaustRuntime:
             if batch:
                 src, offset = _origin(batch[-1])
                 self.sink.add_all(self.pipeline.partner_verdicts(), src, offset)
+            self._write_state()
             await self._forward(forwards)
             await self._flush()
 
@@ -195,6 +204,7 @@ class FaustRuntime:
                     self.sink.add(_failed(TOUCHES, error, event.value), src, offset)
                     continue
                 self.sink.add_all(rows, src, offset)
+            self._write_state()
             await self._flush()
 
     async def _dead_letters(self, stream: Any) -> None:
@@ -208,6 +218,7 @@ class FaustRuntime:
                 except ValueError as error:
                     letter = _poison(DEAD_LETTERS, error, event.value)
                 self.sink.add(letter, src, offset)
+            self._write_state()
             await self._flush()
 
     async def _tick(self) -> None:
@@ -217,6 +228,8 @@ class FaustRuntime:
         except Exception:  # housekeeping must never stop the worker
             log.exception("worker.tick_failed")
             return
+        finally:
+            self._write_state()
         await self._forward(released)
 
     async def _housekeep(self) -> None:
@@ -225,6 +238,8 @@ class FaustRuntime:
         except Exception:  # housekeeping must never stop the worker
             log.exception("worker.housekeeping_failed")
             return
+        finally:
+            self._write_state()
         log.info("worker.housekeeping", forgotten=forgotten)
 
     # -- plumbing ------------------------------------------------------------------------

@@ -6,6 +6,11 @@ That is right while handling an event, but housekeeping (expiry) sweeps every
 key of every local partition. So keys are stored as ``partition|key``, and a
 key touched outside its partition is handled with that partition standing in
 as the current event.
+
+Writes are held in a write-back buffer until :meth:`FaustState.flush`, which the
+runtime calls once per batch before it acknowledges the batch: a counter bumped a
+hundred times in a batch costs one changelog message, not a hundred, and what is
+acknowledged has its state written either way.
 """
 
 from __future__ import annotations
@@ -26,11 +31,15 @@ class _PartitionEvent:
         self.message = SimpleNamespace(topic=topic, partition=partition)
 
 
+_DELETED = object()
+
+
 class FaustState(MutableMapping[str, Any]):
     def __init__(self, table: Any, source_topic: str) -> None:
         self.table = table
         self.source_topic = source_topic
         self._where: dict[str, int] = {}
+        self._dirty: dict[str, tuple[int, Any]] = {}
 
     def _current_partition(self) -> int:
         event = current_event()
@@ -56,6 +65,11 @@ class FaustState(MutableMapping[str, Any]):
             _current_event.reset(token)
 
     def __getitem__(self, key: str) -> Any:
+        held = self._dirty.get(key)
+        if held is not None:
+            if held[1] is _DELETED:
+                raise KeyError(key)
+            return held[1]
         partition = self._partition(key)
         with self._in(partition):
             value = self.table.get(f"{partition}|{key}")
@@ -65,30 +79,40 @@ class FaustState(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         partition = self._partition(key)
-        with self._in(partition):
-            self.table[f"{partition}|{key}"] = value
+        self._dirty[key] = (partition, value)
         self._where[key] = partition
 
     def __delitem__(self, key: str) -> None:
-        partition = self._partition(key)
-        with self._in(partition):
-            del self.table[f"{partition}|{key}"]
-        self._where.pop(key, None)
+        if key not in self:
+            raise KeyError(key)
+        self._dirty[key] = (self._partition(key), _DELETED)
+
+    def flush(self) -> int:
+        """Write the held changes to the table (and so to its changelog); returns how many."""
+        dirty, self._dirty = self._dirty, {}
+        for key, (partition, value) in dirty.items():
+            with self._in(partition):
+                if value is _DELETED:
+                    self.table.pop(f"{partition}|{key}", None)
+                    self._where.pop(key, None)
+                else:
+                    self.table[f"{partition}|{key}"] = value
+        return len(dirty)
 
     def __iter__(self) -> Iterator[str]:
-        for stored in list(self.table.keys()):
-            partition, _, key = str(stored).partition("|")
-            self._where[key] = int(partition)
-            yield key
+        return iter([key for key, _ in self.items()])
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.items())
 
     def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
-        """One pass over the stores (the inherited view would look every key up again)."""
+        """One pass over the stores and the held changes (the inherited view would look
+        every key up again)."""
         pairs = []
         for stored, value in list(self.table.items()):
             partition, _, key = str(stored).partition("|")
             self._where[key] = int(partition)
-            pairs.append((key, value))
+            if key not in self._dirty:
+                pairs.append((key, value))
+        pairs += [(key, value) for key, (_, value) in self._dirty.items() if value is not _DELETED]
         return pairs
