@@ -1,0 +1,152 @@
+"""Alert messages with their evidence, rendered as a JSON body or a Slack message.
+
+The evidence travels with the alert so the person on call can act without opening
+a dashboard: who, on which keywords, how often, since when, and what it costs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from clicktrail.config.registry import AlertKind
+from clicktrail.contracts.records import BrandConflict, FraudVerdict, Severity
+
+SEVERITY_ICON = {Severity.info: ":information_source:", Severity.warning: ":warning:",
+                 Severity.critical: ":rotating_light:"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """What to say, independent of where it goes; ``alert_id`` is the same on every attempt."""
+
+    alert_id: str
+    kind: AlertKind
+    dedup_key: str
+    severity: Severity
+    brand: str | None
+    ts: datetime
+    title: str
+    evidence: dict[str, Any]
+
+
+def _alert_id(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def conflict_key(conflict: BrandConflict) -> str:
+    keywords = ",".join(sorted(conflict.keywords)) or "-"
+    return f"{conflict.brand_id}|{conflict.offender_id}|{keywords}"
+
+
+def conflict_message(conflict: BrandConflict) -> AlertMessage:
+    key = conflict_key(conflict)
+    severity = Severity(conflict.severity)
+    evidence = {
+        "brand": conflict.brand_id,
+        "offender_kind": conflict.offender_kind,
+        "offender": conflict.offender_id,
+        "offender_domain": conflict.offender_domain,
+        "channel": conflict.channel,
+        "signal": conflict.signal,
+        "keywords": conflict.keywords,
+        "impressions": conflict.impressions,
+        "clicks": conflict.clicks,
+        "first_seen": conflict.first_seen.isoformat(),
+        "last_seen": conflict.last_seen.isoformat(),
+        "head_to_head": conflict.head_to_head,
+        "official_campaign": conflict.official_campaign_id,
+        "est_cpc_inflation": conflict.est_cpc_inflation,
+        "cost_impact": conflict.cost_impact,
+        "evidence_ids": conflict.evidence_ids,
+    }
+    what = ", ".join(conflict.keywords) or conflict.offender_domain or conflict.signal
+    return AlertMessage(
+        alert_id=_alert_id("brand_conflict", key, str(severity), conflict.last_seen.isoformat()),
+        kind="brand_conflict",
+        dedup_key=key,
+        severity=severity,
+        brand=conflict.brand_id,
+        ts=conflict.last_seen,
+        title=f"Brand conflict on {conflict.brand_id}: {conflict.offender_id} ({what})",
+        evidence=evidence,
+    )
+
+
+def partner_message(
+    verdict: FraudVerdict,
+    severity: Severity = Severity.warning,
+    kind: AlertKind = "fraud_share",
+) -> AlertMessage:
+    """A partner-level verdict (fraud share or anomaly); dedup is per kind and partner."""
+    if verdict.subject_type != "partner":
+        raise ValueError("partner alerts need a verdict whose subject_type is 'partner'")
+    partner = verdict.partner_id or verdict.subject_id
+    key = f"{kind}|{partner}"
+    return AlertMessage(
+        alert_id=_alert_id(kind, key, str(severity), verdict.verdict_id),
+        kind=kind,
+        dedup_key=key,
+        severity=Severity(severity),
+        brand=None,
+        ts=verdict.ts,
+        title=f"{kind.replace('_', ' ').capitalize()} for partner {partner}: "
+        f"score {verdict.score:.2f}",
+        evidence={
+            "partner": partner,
+            "campaign": verdict.campaign_id,
+            "score": verdict.score,
+            "reasons": verdict.reasons,
+            "action": verdict.action,
+            "verdict_id": verdict.verdict_id,
+            "rule_version": verdict.rule_version,
+        },
+    )
+
+
+def json_body(message: AlertMessage) -> bytes:
+    """The generic webhook body; keys sorted so the signed bytes are reproducible."""
+    return orjson.dumps(
+        {
+            "alert_id": message.alert_id,
+            "kind": message.kind,
+            "dedup_key": message.dedup_key,
+            "severity": str(message.severity),
+            "ts": message.ts.isoformat(),
+            "title": message.title,
+            "evidence": message.evidence,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def _fields(evidence: dict[str, Any]) -> list[dict[str, str]]:
+    shown = [(k, v) for k, v in evidence.items() if v not in (None, [], "") and k != "evidence_ids"]
+    return [
+        {"type": "mrkdwn", "text": f"*{k}*\n{', '.join(map(str, v)) if isinstance(v, list) else v}"}
+        for k, v in shown[:10]  # Slack allows at most 10 fields per section
+    ]
+
+
+def slack_body(message: AlertMessage) -> bytes:
+    """A Slack incoming-webhook body: ``text`` for notifications, ``blocks`` for the detail."""
+    icon = SEVERITY_ICON[Severity(message.severity)]
+    text = f"{icon} [{message.severity}] {message.title}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "section", "fields": _fields(message.evidence)},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"alert `{message.alert_id}` key `{message.dedup_key}`",
+                }
+            ],
+        },
+    ]
+    return orjson.dumps({"text": text, "blocks": blocks})

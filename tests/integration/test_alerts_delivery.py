@@ -1,0 +1,281 @@
+"""Alert delivery against real HTTP receivers on loopback: signatures, retries, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import structlog
+
+from clicktrail.config.registry import AlertSettings
+from clicktrail.contracts.records import Alert, BrandConflict
+from clicktrail.sinks.alerts import AlertDispatcher, RetryPolicy, conflict_message
+
+SECRET = "whsec-test"
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Receiver:
+    """Answers by path: /ok, /fail (500), /gone (404), /hang, /flaky/<n> (500 n times)."""
+
+    base_url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hits(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+    def status_for(self, path: str) -> int:
+        if path == "/fail":
+            return 500
+        if path == "/gone":
+            return 404
+        if path == "/hang":
+            self.release.wait(10)
+            return 200
+        if path.startswith("/flaky/"):
+            return 500 if len(self.hits(path)) <= int(path.rsplit("/", 1)[1]) else 200
+        return 200
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with receiver.lock:
+                receiver.requests.append(
+                    Received(self.path, dict(self.headers.items()), body, time.monotonic())
+                )
+            status = receiver.status_for(self.path)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except OSError:
+                pass  # the client gave up on a hanging request
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+    server = QuietServer(("127.0.0.1", 0), _handler(state))
+    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The receiver recipe from docs/alerts.md, copied verbatim."""
+    timestamp = headers["X-Clicktrail-Timestamp"]
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return hmac.compare_digest("sha256=" + expected.hexdigest(), headers["X-Clicktrail-Signature"])
+
+
+def conflict(severity: str = "warning") -> BrandConflict:
+    return BrandConflict.model_validate(
+        {
+            "conflict_id": "c1",
+            "brand_id": "acme",
+            "offender_kind": "partner",
+            "offender_id": "p9",
+            "signal": "term",
+            "keywords": ["acme shoes"],
+            "first_seen": T0,
+            "last_seen": T0 + timedelta(hours=1),
+            "impressions": 12,
+            "clicks": 3,
+            "severity": severity,
+            "evidence_ids": ["e1"],
+        }
+    )
+
+
+def settings(**urls: str) -> AlertSettings:
+    """One destination per keyword; names starting with ``slack`` are Slack, others webhooks."""
+    destinations = {
+        name: {"kind": "slack", "url": url}
+        if name.startswith("slack")
+        else {"kind": "webhook", "url": url, "secret": SECRET}
+        for name, url in urls.items()
+    }
+    return AlertSettings.model_validate(
+        {
+            "cooldown_seconds": 600,
+            "destinations": destinations,
+            "routes": [{"min_severity": "info", "destinations": list(urls)}],
+        }
+    )
+
+
+@dataclass
+class Sleeps:
+    """Real sleeps that remember how long they were asked to be."""
+
+    delays: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(seconds)
+
+
+async def run(
+    alert_settings: AlertSettings,
+    policy: RetryPolicy,
+    conflicts: list[BrandConflict],
+    sleeps: Sleeps | None = None,
+) -> list[Alert]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        dispatcher = AlertDispatcher.from_settings(alert_settings, client, policy=policy)
+        dispatcher.rng = random.Random(7)
+        dispatcher.clock = lambda: T0
+        if sleeps is not None:
+            dispatcher.sleep = sleeps
+        for item in conflicts:
+            dispatcher.add(conflict_message(item))
+        return await dispatcher.flush()
+
+
+FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=1, jitter=0.5, timeout=2)
+
+
+def test_webhook_is_signed_and_verifies_with_documented_recipe(receiver: Receiver) -> None:
+    alerts = asyncio.run(run(settings(hook=receiver.base_url + "/ok"), FAST, [conflict()]))
+    [hit] = receiver.hits("/ok")
+    assert hit.headers["Content-Type"] == "application/json"
+    assert verify_signature(SECRET, hit.headers, hit.body)
+    assert not verify_signature("wrong", hit.headers, hit.body)
+    assert orjson.loads(hit.body)["evidence"]["offender"] == "p9"
+    [alert] = alerts
+    assert (alert.status, alert.attempt, alert.destination, alert.route) == (
+        "sent",
+        1,
+        "hook",
+        "route0",
+    )
+    assert alert.payload.encode() == hit.body
+    assert alert.dedup_key == "acme|p9|acme shoes" and alert.error is None
+
+
+def test_retries_back_off_and_stop_at_the_bound(receiver: Receiver) -> None:
+    sleeps = Sleeps()
+    alerts = asyncio.run(
+        run(settings(hook=receiver.base_url + "/fail"), FAST, [conflict()], sleeps)
+    )
+    hits = receiver.hits("/fail")
+    assert len(hits) == FAST.attempts
+    assert [a.status for a in alerts] == ["retrying", "retrying", "failed"]
+    assert [a.attempt for a in alerts] == [1, 2, 3]
+    assert len({a.alert_id for a in alerts}) == 1
+    assert all("HTTP 500" in (a.error or "") for a in alerts)
+    assert len(sleeps.delays) == 2
+    assert 0.025 <= sleeps.delays[0] <= 0.05 and 0.05 <= sleeps.delays[1] <= 0.1
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(hits)]
+    assert all(gap >= delay for gap, delay in zip(gaps, sleeps.delays, strict=True))
+
+
+def test_flaky_destination_succeeds_after_failures(receiver: Receiver) -> None:
+    alerts = asyncio.run(run(settings(hook=receiver.base_url + "/flaky/2"), FAST, [conflict()]))
+    assert [a.status for a in alerts] == ["retrying", "retrying", "sent"]
+    assert len(receiver.hits("/flaky/2")) == 3
+
+
+def test_client_errors_are_not_retried(receiver: Receiver) -> None:
+    alerts = asyncio.run(run(settings(hook=receiver.base_url + "/gone"), FAST, [conflict()]))
+    assert [(a.status, a.attempt) for a in alerts] == [("failed", 1)]
+    assert "HTTP 404" in (alerts[0].error or "")
+
+
+def test_hanging_destination_does_not_delay_a_healthy_one(receiver: Receiver) -> None:
+    policy = RetryPolicy(attempts=2, base_delay=0.05, max_delay=1, jitter=0, timeout=0.3)
+    urls = settings(hung=receiver.base_url + "/hang", slack=receiver.base_url + "/ok")
+    started = time.monotonic()
+    alerts = asyncio.run(run(urls, policy, [conflict()]))
+    elapsed = time.monotonic() - started
+    [healthy] = receiver.hits("/ok")
+    assert healthy.at - started < policy.timeout
+    hung = [a for a in alerts if a.destination == "hung"]
+    assert [a.status for a in hung] == ["retrying", "failed"]
+    assert all("timed out" in (a.error or "") for a in hung)
+    assert [a.status for a in alerts if a.destination == "slack"] == ["sent"]
+    assert elapsed < 2 * policy.timeout + 0.05 + 1.0
+
+
+def test_slack_receives_text_and_blocks(receiver: Receiver) -> None:
+    asyncio.run(run(settings(slack=receiver.base_url + "/ok"), FAST, [conflict("critical")]))
+    [hit] = receiver.hits("/ok")
+    body = orjson.loads(hit.body)
+    assert "X-Clicktrail-Signature" not in hit.headers
+    assert "acme" in body["text"] and "critical" in body["text"]
+    assert body["blocks"][0]["text"]["type"] == "mrkdwn"
+    assert any("p9" in f["text"] for f in body["blocks"][1]["fields"])
+
+
+def test_repeats_are_suppressed_and_escalations_delivered(receiver: Receiver) -> None:
+    batch = [conflict(), conflict(), conflict("critical"), conflict("critical")]
+    alerts = asyncio.run(run(settings(hook=receiver.base_url + "/ok"), FAST, batch))
+    assert [(a.status, a.severity) for a in alerts] == [
+        ("sent", "warning"),
+        ("suppressed", "warning"),
+        ("sent", "critical"),
+        ("suppressed", "critical"),
+    ]
+    assert alerts[1].error == "cooldown"
+    assert len(receiver.hits("/ok")) == 2
+
+
+def test_log_destination_writes_structured_line() -> None:
+    log_only = AlertSettings.model_validate(
+        {"destinations": {"log": {"kind": "log"}}, "routes": [{"destinations": ["log"]}]}
+    )
+    with structlog.testing.capture_logs() as logs:
+        alerts = asyncio.run(run(log_only, FAST, [conflict()]))
+    assert [a.status for a in alerts] == ["sent"]
+    [line] = [entry for entry in logs if entry["event"] == "alert"]
+    assert line["dedup_key"] == "acme|p9|acme shoes"
+    assert line["evidence"]["brand"] == "acme"
