@@ -44,6 +44,17 @@ def _click(n: int, seconds: float, partner: str, user: str, country: str) -> dic
     }
 
 
+V1: dict[str, Any] = {
+    "type": "conversion",
+    "event_id": "v1",
+    "ts": ts(310),
+    "click_id": "k1",
+    "txid": "T1",
+    "action": "purchase",
+    "revenue": 100.0,
+    "payout": 10.0,
+}
+
 EVENTS: list[dict[str, Any]] = [
     {
         "type": "impression",
@@ -60,16 +71,7 @@ EVENTS: list[dict[str, Any]] = [
     _click(2, 20, "pB", "u2", "FR"),
     _click(3, 30, "pB", "u3", "FR"),
     # u1 converts by postback click id, 5 minutes after the click
-    {
-        "type": "conversion",
-        "event_id": "v1",
-        "ts": ts(310),
-        "click_id": "k1",
-        "txid": "T1",
-        "action": "purchase",
-        "revenue": 100.0,
-        "payout": 10.0,
-    },
+    V1,
     # a conversion that arrives before its click (k4 comes next)
     {
         "type": "conversion",
@@ -98,17 +100,8 @@ EVENTS: list[dict[str, Any]] = [
         "click_id": "k-missing",
         "action": "lead",
     },
-    # the duplicate delivery of v1 is dropped
-    {
-        "type": "conversion",
-        "event_id": "v1",
-        "ts": ts(310),
-        "click_id": "k1",
-        "txid": "T1",
-        "action": "purchase",
-        "revenue": 100.0,
-        "payout": 10.0,
-    },
+    # the duplicate delivery of v1 (the very same payload) is dropped
+    V1,
     # T1 is approved later with a corrected amount
     {
         "type": "conversion",

@@ -13,7 +13,3 @@ class Producer(Protocol):
     def publish(self, topic: str, key: str, record: BaseModel) -> None: ...
 
     def flush(self) -> None: ...
-
-
-class BusUnavailable(Exception):
-    """The bus cannot accept records right now (e.g. the broker is down)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 
 class EdgeError(Exception):
@@ -20,12 +18,3 @@ class EdgeError(Exception):
 
 def error_body(reason: str, message: str) -> bytes:
     return orjson.dumps({"error": reason, "message": message})
-
-
-def error_response(status: int, reason: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": reason, "message": message}, status_code=status)
-
-
-async def handle_edge_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, EdgeError)
-    return error_response(exc.status, exc.reason, exc.message)
