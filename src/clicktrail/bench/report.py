@@ -152,7 +152,7 @@ def collect(
                 None,
                 "",
                 "p95 < 5 s",
-                "not measurable yet: conflicts are detected, alert delivery is not built",
+                "not measurable yet: conflicts are detected, alert delivery is not wired in",
             )
         )
     figures.append(Figure("machine", float(cores), "cores", "", sys.platform))
