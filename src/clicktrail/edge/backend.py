@@ -187,7 +187,7 @@ class EmbeddedBackend:
                     runtime.process()
                 if time.monotonic() - last_flush >= FLUSH_INTERVAL:
                     last_flush = time.monotonic()
-                    runtime.sink.flush()
+                    runtime.flush()
             except StoreError as error:
                 log.warning("sink.flush_failed", error=str(error))
             except Exception:

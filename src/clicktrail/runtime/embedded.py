@@ -20,6 +20,7 @@ from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
 from clicktrail.runtime.wiring import build_intake
+from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import Store
 
@@ -38,6 +39,7 @@ class EmbeddedRuntime:
         sink: ClickHouseSink | None = None,
         clock: Clock = utc_now,
         source: str | None = None,
+        alerts: AlertService | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -45,6 +47,7 @@ class EmbeddedRuntime:
         self.bus = InProcessBus(source)
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
+        self.alerts = alerts or AlertService(registry.alerts)
         self.processed = 0
         self._last: tuple[str, int] | None = None
 
@@ -68,12 +71,23 @@ class EmbeddedRuntime:
             if self.processed % TICK_EVERY == 0:
                 self._forward(self.pipeline.tick(), message.source, message.offset)
                 self._forward(self.pipeline.tick_users(), message.source, message.offset)
-                self.sink.add_all(self.pipeline.partner_verdicts(), message.source, message.offset)
+                self._store(self.pipeline.partner_verdicts(), message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
-                self.sink.flush()
+                self.flush()
         return handled
+
+    def flush(self) -> None:
+        """Write buffered rows, with the alert deliveries finished so far."""
+        for alert in self.alerts.take():
+            self.sink.add(alert, *alert_source(alert))
+        self.sink.flush()
+
+    def _store(self, records: list[BaseModel], src: str, offset: int) -> None:
+        """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
+        self.sink.add_all(records, src, offset)
+        self.alerts.observe(records)
 
     def _handle(self, message: Message) -> None:
         src, offset = message.source, message.offset
@@ -82,24 +96,26 @@ class EmbeddedRuntime:
             self.sink.add(message.record, src, offset)
             return
         result = self.pipeline.on_event(message.record, message.origin)  # type: ignore[arg-type]
-        self.sink.add_all(result.stored, src, offset)
+        self._store(result.stored, src, offset)
         self._forward(result.forwarded, src, offset)
 
     def _forward(self, records: Iterable[Forwarded], src: str, offset: int) -> None:
         origin = f"{src}@{offset}"
         for record in records:
             out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
-            self.sink.add_all(out, src, offset)
+            self._store(out, src, offset)
 
     def close(self, *, end_of_input: bool = False) -> None:
         """Process what is queued and write everything out.
 
         ``end_of_input`` (replay): nothing more will arrive, so conversions still
-        waiting for their click are settled as orphans now.
+        waiting for their click are settled as orphans now. Alert deliveries under
+        way get their retry budget before their records are written.
         """
         self.process()
         if end_of_input and self._last is not None:
             src, offset = self._last
             self._forward(self.pipeline.drain(), src, offset + 1)
-            self.sink.add_all(self.pipeline.partner_verdicts(), src, offset + 1)
-        self.sink.flush()
+            self._store(self.pipeline.partner_verdicts(), src, offset + 1)
+        self.alerts.close()
+        self.flush()

@@ -36,10 +36,13 @@ from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent, DeadLetter, StateStore
 from clicktrail.runtime.faust_state import FaustState
 from clicktrail.runtime.pipeline import STATE_NAMES, USER_STAGE_STATE, Forwarded, Pipeline
+from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import StoreError
 
 log = structlog.get_logger(__name__)
+
+ALERT_STATE = "alert_routes"  # what was alerted when, per dedup key
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,11 @@ class FaustRuntime:
         )
         self.tables = {
             name: self.app.Table(name, default=None, partitions=settings.partitions)
-            for name in STATE_NAMES
+            for name in (*STATE_NAMES, ALERT_STATE)
         }
         self._states: list[FaustState] = []
         self.pipeline = Pipeline(registry, stores=self._store)
+        self.alerts = AlertService(registry.alerts, state=self._store(ALERT_STATE))
         self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS)
         self.touches_topic = self._raw_topic(TOUCHES)
         self.dead_topic = self._raw_topic(DEAD_LETTERS)
@@ -173,11 +177,11 @@ class FaustRuntime:
                     log.exception("worker.processing_failed", src=src, offset=offset)
                     self.sink.add(_failed(event.message.topic, error, event.value), src, offset)
                     continue
-                self.sink.add_all(result.stored, src, offset)
+                self._store_rows(result.stored, src, offset)
                 forwards.extend(result.forwarded)
             if batch:
                 src, offset = _origin(batch[-1])
-                self.sink.add_all(self.pipeline.partner_verdicts(), src, offset)
+                self._store_rows(self.pipeline.partner_verdicts(), src, offset)
             self._write_state()
             await self._forward(forwards)
             await self._flush()
@@ -203,7 +207,7 @@ class FaustRuntime:
                     log.exception("worker.processing_failed", src=src, offset=offset)
                     self.sink.add(_failed(TOUCHES, error, event.value), src, offset)
                     continue
-                self.sink.add_all(rows, src, offset)
+                self._store_rows(rows, src, offset)
             self._write_state()
             await self._flush()
 
@@ -231,6 +235,8 @@ class FaustRuntime:
         finally:
             self._write_state()
         await self._forward(released)
+        if self.alerts.finished:
+            await self._flush()  # alert records of deliveries that ended while traffic paused
 
     async def _housekeep(self) -> None:
         try:
@@ -244,6 +250,11 @@ class FaustRuntime:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _store_rows(self, records: Sequence[BaseModel], src: str, offset: int) -> None:
+        """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
+        self.sink.add_all(records, src, offset)
+        self.alerts.observe(records)
+
     async def _forward(self, records: Sequence[Forwarded]) -> None:
         """Send to the user stage and wait for the broker, before the batch is acked."""
         pending = [
@@ -255,6 +266,8 @@ class FaustRuntime:
 
     async def _flush(self) -> None:
         """Write buffered rows; while ClickHouse is down, wait (the batch stays unacked)."""
+        for alert in self.alerts.take():
+            self.sink.add(alert, *alert_source(alert))
         delay = 0.5
         loop = asyncio.get_running_loop()
         while True:

@@ -14,6 +14,7 @@ from clicktrail.sinks.alerts.destinations import (
 from clicktrail.sinks.alerts.dispatcher import AlertDispatcher, RetryPolicy
 from clicktrail.sinks.alerts.payloads import (
     AlertMessage,
+    alert_messages,
     conflict_key,
     conflict_message,
     json_body,
@@ -21,12 +22,14 @@ from clicktrail.sinks.alerts.payloads import (
     slack_body,
 )
 from clicktrail.sinks.alerts.routing import AlertRouter, Decision, Delivery
+from clicktrail.sinks.alerts.service import AlertService, alert_source
 from clicktrail.sinks.alerts.signing import sign, signed_headers, verify
 
 __all__ = [
     "AlertDispatcher",
     "AlertMessage",
     "AlertRouter",
+    "AlertService",
     "Decision",
     "Delivery",
     "DeliveryError",
@@ -36,6 +39,8 @@ __all__ = [
     "RetryPolicy",
     "SlackDestination",
     "WebhookDestination",
+    "alert_messages",
+    "alert_source",
     "build_destinations",
     "conflict_key",
     "conflict_message",

@@ -12,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -20,7 +21,7 @@ from clicktrail.contracts import StateStore
 from clicktrail.contracts.records import Alert
 from clicktrail.sinks.alerts.destinations import DeliveryError, Destination, build_destinations
 from clicktrail.sinks.alerts.payloads import AlertMessage
-from clicktrail.sinks.alerts.routing import AlertRouter, Delivery
+from clicktrail.sinks.alerts.routing import AlertRouter, Decision, Delivery
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -67,7 +68,7 @@ class AlertDispatcher:
     sleep: Sleep = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], datetime] = _now
-    pending: list[AlertMessage] = field(default_factory=list)
+    pending: list[tuple[AlertMessage, Decision]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -77,6 +78,7 @@ class AlertDispatcher:
         if missing:
             raise ValueError(f"no destination built for {sorted(missing)}")
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._last: dict[tuple[str, str], asyncio.Task[Any]] = {}
 
     @classmethod
     def from_settings(
@@ -93,21 +95,32 @@ class AlertDispatcher:
         )
 
     def add(self, message: AlertMessage) -> None:
-        self.pending.append(message)
+        """Decide now (in order, so repeats are recognised), deliver at ``flush``."""
+        self.pending.append((message, self.decide(message)))
 
     async def flush(self) -> list[Alert]:
         """Deliver everything added so far; the batch is cleared even if delivery raises."""
         batch, self.pending = self.pending, []
-        return await self.dispatch_many(batch)
-
-    async def dispatch_many(self, messages: Iterable[AlertMessage]) -> list[Alert]:
-        results = await asyncio.gather(*(self.dispatch(m) for m in messages))
+        results = await asyncio.gather(*(self.deliver(m, d) for m, d in batch))
         return [alert for records in results for alert in records]
 
+    async def dispatch_many(self, messages: Iterable[AlertMessage]) -> list[Alert]:
+        for message in messages:
+            self.add(message)
+        return await self.flush()
+
     async def dispatch(self, message: AlertMessage) -> list[Alert]:
-        decision = self.router.decide(
-            message.kind, message.dedup_key, message.severity, message.brand, self.clock()
+        return await self.deliver(message, self.decide(message))
+
+    def decide(self, message: AlertMessage) -> Decision:
+        """Route and deduplicate at the alert's event time, so a replay or a restarted
+        worker decides exactly as the first run did."""
+        return self.router.decide(
+            message.kind, message.dedup_key, message.severity, message.brand, message.ts
         )
+
+    async def deliver(self, message: AlertMessage, decision: Decision) -> list[Alert]:
+        """Every destination of a decision, each with its own retries; one record per attempt."""
         if decision.suppressed:
             return [
                 self._record(
@@ -124,6 +137,23 @@ class AlertDispatcher:
         return [alert for records in results for alert in records]
 
     async def _deliver(self, message: AlertMessage, delivery: Delivery) -> list[Alert]:
+        """After the previous alert of the same key to the same destination, so a receiver
+        never hears an escalation before the alert it escalates; other destinations and
+        keys do not wait (deliveries start in the order they were decided)."""
+        lane = (message.dedup_key, delivery.destination)
+        previous = self._last.get(lane)
+        current = asyncio.current_task()
+        if current is not None:
+            self._last[lane] = current
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            return await self._attempts(message, delivery)
+        finally:
+            if self._last.get(lane) is current:
+                del self._last[lane]
+
+    async def _attempts(self, message: AlertMessage, delivery: Delivery) -> list[Alert]:
         destination = self.destinations[delivery.destination]
         body = destination.render(message)
         records: list[Alert] = []

@@ -7,11 +7,13 @@ a dashboard: who, on which keywords, how often, since when, and what it costs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from clicktrail.config.registry import AlertKind
 from clicktrail.contracts.records import BrandConflict, FraudVerdict, Severity
@@ -88,7 +90,7 @@ def partner_message(
     partner = verdict.partner_id or verdict.subject_id
     key = f"{kind}|{partner}"
     return AlertMessage(
-        alert_id=_alert_id(kind, key, str(severity), verdict.verdict_id),
+        alert_id=_alert_id(kind, key, str(severity), verdict.verdict_id, verdict.ts.isoformat()),
         kind=kind,
         dedup_key=key,
         severity=Severity(severity),
@@ -106,6 +108,25 @@ def partner_message(
             "rule_version": verdict.rule_version,
         },
     )
+
+
+SHARE_REASONS = frozenset({"partner_fraud_share", "late_ctit_tail"})
+PARTNER_SEVERITY = {"reject": Severity.critical, "suspicious": Severity.warning}
+
+
+def alert_messages(records: Iterable[BaseModel]) -> list[AlertMessage]:
+    """The records a pipeline stage produced that someone should hear about: brand
+    conflicts, and partner verdicts (a fraud share or a late-CTIT tail is ``fraud_share``,
+    an anomaly score alone is ``anomaly``; a partner judged ``ok`` is only ``info``)."""
+    out = []
+    for record in records:
+        if isinstance(record, BrandConflict):
+            out.append(conflict_message(record))
+        elif isinstance(record, FraudVerdict) and record.subject_type == "partner":
+            kind: AlertKind = "fraud_share" if SHARE_REASONS & set(record.reasons) else "anomaly"
+            severity = PARTNER_SEVERITY.get(str(record.action), Severity.info)
+            out.append(partner_message(record, severity, kind))
+    return out
 
 
 def json_body(message: AlertMessage) -> bytes:
