@@ -89,7 +89,8 @@ def lag(group: str, prefix: str) -> int:
     from kafka import KafkaAdminClient, KafkaConsumer
 
     topics = [
-        f"{prefix}.{t}" for t in ("impressions", "clicks", "conversions", "touches", "dead_letters")
+        f"{prefix}.{t}"
+        for t in ("impressions", "clicks", "conversions", "touches", "brand", "dead_letters")
     ]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap())
     consumer = KafkaConsumer(bootstrap_servers=bootstrap())

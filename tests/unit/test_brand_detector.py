@@ -313,3 +313,24 @@ def test_route_keys_events_by_brand_and_skips_the_rest() -> None:
     ]
     for event, brand in cases:
         assert world.detector.route(event) == brand, event.event_id
+
+
+@pytest.mark.parametrize("clicks_first", [False, True])
+def test_inflation_survives_clicks_arriving_before_their_auctions(clicks_first: bool) -> None:
+    """On Kafka the ads and the click of one auction travel on different partitions; a
+    click that overtakes its ads is still credited to the offender that was there."""
+    from tests.scenarios import brand as scenario
+
+    state: dict[str, StateStore] = {}
+    detector = BrandConflictDetector(
+        parse_registry(scenario.registry()), lambda name: state.setdefault(name, {})
+    )
+    events = [EVENT_ADAPTER.validate_python(e) for e in scenario.events()]
+    if clicks_first:
+        events.sort(key=lambda e: not isinstance(e, Click))
+    for event in events:
+        assert isinstance(event, Impression | Click)
+        detector(event)
+    [conflict] = detector.snapshot()
+    assert conflict.offender_id == "aff-jack" and conflict.head_to_head
+    assert conflict.est_cpc_inflation == pytest.approx(scenario.INFLATION, abs=1e-4)

@@ -24,6 +24,7 @@ CONFLICTS = f"{PREFIX}.conflicts"
 ALERTS = f"{PREFIX}.alerts"
 DEAD_LETTERS = f"{PREFIX}.dead_letters"
 TOUCHES = f"{PREFIX}.touches"  # internal: event stage -> user stage, keyed by user
+BRAND = f"{PREFIX}.brand"  # internal: event stage -> brand stage, keyed by brand
 
 EVENT_TOPICS = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
 ALL_TOPICS = (
@@ -36,6 +37,7 @@ ALL_TOPICS = (
     ALERTS,
     DEAD_LETTERS,
     TOUCHES,
+    BRAND,
 )
 
 

@@ -97,6 +97,8 @@ class EmbeddedRuntime:
             return
         result = self.pipeline.on_event(message.record, message.origin)  # type: ignore[arg-type]
         self._store(result.stored, src, offset)
+        for _, event in result.brand:
+            self._store(self.pipeline.on_brand(event, message.origin), src, offset)
         self._forward(result.forwarded, src, offset)
 
     def _forward(self, records: Iterable[Forwarded], src: str, offset: int) -> None:

@@ -1,9 +1,10 @@
 """The Faust runtime: the same :class:`Pipeline` as the embedded runner, on Kafka.
 
-Two agents, as two keyed stages: the event stage consumes impressions, clicks
-and conversions (keyed by click / impression id) and forwards touches and
-resolved conversions to the touches topic keyed by user; the user stage
-attributes. A third agent stores dead letters. Agents work in batches
+Three agents, as three keyed stages: the event stage consumes impressions,
+clicks and conversions (keyed by click / impression id) and forwards touches and
+resolved conversions to the touches topic keyed by user, and the events that may
+concern a brand to the brand topic keyed by brand; the user stage attributes;
+the brand stage watches brand bidding. A fourth agent stores dead letters. Agents work in batches
 (``take_events``) and write to ClickHouse before the batch is acknowledged, so
 offsets are committed only for stored work; the sink drops rows a redelivered
 message would write twice. Scale out with partitions and worker processes.
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 
 from clicktrail.bus.codec import deserialize, serialize
 from clicktrail.bus.topics import (
+    BRAND,
     CLICKS,
     CONVERSIONS,
     DEAD_LETTERS,
@@ -33,9 +35,15 @@ from clicktrail.bus.topics import (
     user_key,
 )
 from clicktrail.config import Registry
-from clicktrail.contracts import AnyEvent, DeadLetter, StateStore
+from clicktrail.contracts import AnyEvent, Click, DeadLetter, Impression, StateStore
 from clicktrail.runtime.faust_state import FaustState
-from clicktrail.runtime.pipeline import STATE_NAMES, USER_STAGE_STATE, Forwarded, Pipeline
+from clicktrail.runtime.pipeline import (
+    BRAND_STAGE_STATE,
+    STATE_NAMES,
+    USER_STAGE_STATE,
+    Forwarded,
+    Pipeline,
+)
 from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import StoreError
@@ -128,10 +136,12 @@ class FaustRuntime:
         self.alerts = AlertService(registry.alerts, state=self._store(ALERT_STATE))
         self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS)
         self.touches_topic = self._raw_topic(TOUCHES)
+        self.brand_topic = self._raw_topic(BRAND)
         self.dead_topic = self._raw_topic(DEAD_LETTERS)
         self._flushing = asyncio.Lock()
         self.app.agent(self.events_topic, name="event-stage")(self._event_stage)
         self.app.agent(self.touches_topic, name="user-stage")(self._user_stage)
+        self.app.agent(self.brand_topic, name="brand-stage")(self._brand_stage)
         self.app.agent(self.dead_topic, name="dead-letters")(self._dead_letters)
         self.app.timer(settings.tick_seconds)(self._tick)
         self.app.timer(settings.housekeep_seconds)(self._housekeep)
@@ -146,7 +156,9 @@ class FaustRuntime:
         )
 
     def _store(self, name: str) -> StateStore:
-        source = TOUCHES if name in USER_STAGE_STATE else CLICKS
+        source = (
+            TOUCHES if name in USER_STAGE_STATE else BRAND if name in BRAND_STAGE_STATE else CLICKS
+        )
         state = FaustState(self.tables[name], source)
         self._states.append(state)
         return state
@@ -163,6 +175,7 @@ class FaustRuntime:
             self.settings.batch_size, self.settings.batch_seconds
         ):
             forwards: list[Forwarded] = []
+            brand: list[tuple[str, Impression | Click]] = []
             for event in batch:
                 _current_event.set(weakref.ref(event))
                 src, offset = _origin(event)
@@ -179,11 +192,13 @@ class FaustRuntime:
                     continue
                 self._store_rows(result.stored, src, offset)
                 forwards.extend(result.forwarded)
+                brand.extend(result.brand)
             if batch:
                 src, offset = _origin(batch[-1])
                 self._store_rows(self.pipeline.partner_verdicts(), src, offset)
             self._write_state()
             await self._forward(forwards)
+            await self._send(self.brand_topic, brand)
             await self._flush()
 
     async def _user_stage(self, stream: Any) -> None:
@@ -206,6 +221,30 @@ class FaustRuntime:
                 except Exception as error:  # one bad record must not stop the stream
                     log.exception("worker.processing_failed", src=src, offset=offset)
                     self.sink.add(_failed(TOUCHES, error, event.value), src, offset)
+                    continue
+                self._store_rows(rows, src, offset)
+            self._write_state()
+            await self._flush()
+
+    async def _brand_stage(self, stream: Any) -> None:
+        async for batch in stream.take_events(
+            self.settings.batch_size, self.settings.batch_seconds
+        ):
+            for event in batch:
+                _current_event.set(weakref.ref(event))
+                src, offset = _origin(event)
+                try:
+                    record = deserialize(BRAND, event.value)
+                    if not isinstance(record, Impression | Click):
+                        raise ValueError(f"a {type(record).__name__} does not belong on {BRAND}")
+                except ValueError as error:
+                    self.sink.add(_poison(BRAND, error, event.value), src, offset)
+                    continue
+                try:
+                    rows = self.pipeline.on_brand(record, f"{src}@{offset}")
+                except Exception as error:  # one bad record must not stop the stream
+                    log.exception("worker.processing_failed", src=src, offset=offset)
+                    self.sink.add(_failed(BRAND, error, event.value), src, offset)
                     continue
                 self._store_rows(rows, src, offset)
             self._write_state()
@@ -257,10 +296,11 @@ class FaustRuntime:
 
     async def _forward(self, records: Sequence[Forwarded]) -> None:
         """Send to the user stage and wait for the broker, before the batch is acked."""
-        pending = [
-            await self.touches_topic.send(key=user_key(r).encode(), value=serialize(r))
-            for r in records
-        ]
+        await self._send(self.touches_topic, [(user_key(r), r) for r in records])
+
+    async def _send(self, topic: Any, keyed: Sequence[tuple[str, BaseModel]]) -> None:
+        """Send to a next stage and wait for the broker, before the batch is acked."""
+        pending = [await topic.send(key=key.encode(), value=serialize(r)) for key, r in keyed]
         if pending:
             await asyncio.gather(*pending)
 

@@ -1,12 +1,13 @@
 """The composed processors: what happens to an accepted event, for every runtime.
 
-Two keyed stages, as on Kafka: the *event stage* (keyed by click / impression
-id) deduplicates, resolves click ids, judges clicks and the conversions whose
-click it knows, and watches brand bidding; the *user stage* (keyed by user)
-attributes and judges the conversions it matched by user. The embedded runtime
-calls both in a row; the Faust app runs them as two agents joined by the
-touches topic. State comes from ``stores`` (a dict per name here, a Faust
-Table per name there).
+Three keyed stages, as on Kafka: the *event stage* (keyed by click / impression
+id) deduplicates, resolves click ids and judges clicks and the conversions whose
+click it knows; the *user stage* (keyed by user) attributes and judges the
+conversions it matched by user; the *brand stage* (keyed by brand) watches brand
+bidding, so one brand's auctions meet in one place. The embedded runtime calls
+them in a row; the Faust app runs them as agents joined by the touches and brand
+topics. State comes from ``stores`` (a dict per name here, a Faust Table per
+name there).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_tou
 
 Forwarded = Touch | ResolvedConversion
 StoreFactory = Callable[[str], StateStore]
+BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen")
 STATE_NAMES = (
-    "dedup", "clicks", "pending", "paths", "conversions", "waiting", *FRAUD_STATE, *BRAND_STATE,
+    "dedup", "clicks", "pending", "paths", "conversions", "waiting", *FRAUD_STATE,
+    *BRAND_STAGE_STATE,
 )  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
@@ -53,6 +56,8 @@ def memory_stores(name: str) -> StateStore:
 class StageResult:
     stored: list[BaseModel] = field(default_factory=list)
     forwarded: list[Forwarded] = field(default_factory=list)
+    brand: list[tuple[str, Impression | Click]] = field(default_factory=list)
+    """Events for the brand stage, with the brand they are keyed by."""
 
 
 class Pipeline:
@@ -73,6 +78,7 @@ class Pipeline:
             self.brand = BrandConflictDetector(registry, state=stores)
         except BrandConfigError as error:
             raise ConfigError(str(error)) from None
+        self.brand_seen = Dedup(stores("brand_seen"))
         self.watermark = BEGINNING
 
     def _grace(self, conversion: Conversion) -> timedelta:
@@ -87,20 +93,19 @@ class Pipeline:
             return StageResult()
         self.watermark = max(self.watermark, event.ts)
         stored: list[BaseModel] = [event]
+        brand: list[tuple[str, Impression | Click]] = []
         if isinstance(event, Click):
             stored += self.fraud.on_click(event)
-            stored += self._brand(event)
             forwarded = self.clicks.on_click(event)
         elif isinstance(event, Conversion):
             forwarded = self.clicks.on_conversion(event)
         elif isinstance(event, Impression):
-            stored += self._brand(event)
             forwarded = [Touch.of(event)] if event.user.user_id else []
+        if isinstance(event, Impression | Click):
+            key = self.brand.route(event)
+            brand = [(key, event)] if key is not None else []
         verdicts, forwarded = self._judge_found(forwarded)
-        return StageResult(stored=[*stored, *verdicts], forwarded=forwarded)
-
-    def _brand(self, event: Impression | Click) -> list[BaseModel]:
-        return list(self.brand(event)) if self.brand.route(event) is not None else []
+        return StageResult(stored=[*stored, *verdicts], forwarded=forwarded, brand=brand)
 
     def _judge_found(self, records: list[Forwarded]) -> tuple[list[FraudVerdict], list[Forwarded]]:
         """Judge conversions whose click this stage knows; their verdict rides along."""
@@ -133,11 +138,21 @@ class Pipeline:
             + self.attributor.expire(self.watermark)
             + self.fraud.expire(self.watermark)
             + self.brand.forget(self.watermark)
+            + self.brand_seen.expire(self.watermark)
         )
 
     def drain(self) -> list[Forwarded]:
         """End of input: nothing more will come, so no conversion waits any longer."""
         return [*self.clicks.drain(), *self.attributor.settle(END_OF_TIME)]
+
+    # -- brand stage ---------------------------------------------------------------------
+
+    def on_brand(self, event: Impression | Click, origin: str) -> list[BaseModel]:
+        """Brand conflicts an event changed; an event forwarded twice (a retried event
+        stage) counts once, as its second copy arrives from another message."""
+        if not self.brand_seen.admit(event.event_id, event.ts, origin):
+            return []
+        return list(self.brand(event))
 
     # -- user stage ----------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ class BrandConflictDetector:
                 offenders=offenders,
             )
         elif brand is not None and event.cost is not None:
-            self.ledger.paid(brand=brand, keyword=keyword, user=user, cost=event.cost)
+            self.ledger.paid(brand=brand, keyword=keyword, user=user, cost=event.cost, ts=event.ts)
 
     def _update(self, hits: list[Hit]) -> list[BrandConflict]:
         out = []

@@ -67,8 +67,9 @@ class CpcLedger:
         key = _auction_key(keyword, user)
         stamp = ts.timestamp()
         entry = self.auctions.get(key)
-        if entry is None or entry["ts"] != stamp:
-            entry = {"ts": stamp, "official": None, "parties": []}
+        if entry is None or (entry["ts"] != stamp and not entry.get("early")):
+            entry = {"ts": stamp, "official": None, "parties": [], "paid": []}
+        entry["ts"], entry["early"] = stamp, False
         parties = {tuple(p) for p in entry["parties"]}
         fresh = [p for p in offenders if p not in parties]
         if official and brand is not None and entry["official"] is None:
@@ -78,21 +79,39 @@ class CpcLedger:
             fresh_h2h = [p for p in fresh if p[0] == entry["official"]]
         for offender_brand, offender in fresh_h2h:
             self._bump(offender_brand, keyword, partial(_h2h, offender=offender))
+        for paid_brand, cost in entry.get("paid", []):  # clicks that came before this ad
+            for offender_brand, offender in fresh:
+                if offender_brand == paid_brand:
+                    self._bump(paid_brand, keyword, partial(_with, offender=offender, cost=cost))
         entry["parties"] = sorted(parties.union(fresh))
         self.auctions[key] = entry  # reassign: changelogged tables need a set
 
-    def paid(self, *, brand: str, keyword: str, user: str, cost: float) -> None:
-        """An official click's cost, attributed to every offender present in its auction."""
-        entry = self.auctions.get(_auction_key(keyword, user))
-        present = [p[1] for p in entry["parties"] if p[0] == brand] if entry else []
+    def paid(self, *, brand: str, keyword: str, user: str, cost: float, ts: datetime) -> None:
+        """An official click's cost, attributed to every offender present in its auction.
+
+        The click is remembered with its auction: an offender's ad that arrives after it
+        (streams reorder: the ads and the click travel on different partitions) is still
+        credited with it. A click before any ad opens the auction early."""
+        key = _auction_key(keyword, user)
+        entry = self.auctions.get(key)
+        if entry is None:
+            entry = {
+                "ts": ts.timestamp(),
+                "official": None,
+                "parties": [],
+                "paid": [],
+                "early": True,
+            }
+        present = [p[1] for p in entry["parties"] if p[0] == brand]
 
         def add(row: Row) -> None:
             row["all"] = [row["all"][0] + cost, row["all"][1] + 1]
             for offender in present:
-                total, n = row["with"].get(offender, [0.0, 0])
-                row["with"][offender] = [total + cost, n + 1]
+                _with(row, offender, cost)
 
         self._bump(brand, keyword, add)
+        entry["paid"] = [*entry.get("paid", []), [brand, cost]]
+        self.auctions[key] = entry
 
     def estimate(self, brand: str, keyword: str, offender: str) -> CpcEstimate:
         row = self.cpc.get(_ledger_key(brand, keyword))
@@ -119,6 +138,11 @@ class CpcLedger:
         row = self.cpc.get(key) or {"all": [0.0, 0], "with": {}, "h2h": {}}
         change(row)
         self.cpc[key] = row
+
+
+def _with(row: Row, offender: str, cost: float) -> None:
+    total, n = row["with"].get(offender, [0.0, 0])
+    row["with"][offender] = [total + cost, n + 1]
 
 
 def _h2h(row: Row, offender: str) -> None:
