@@ -90,7 +90,15 @@ def lag(group: str, prefix: str) -> int:
 
     topics = [
         f"{prefix}.{t}"
-        for t in ("impressions", "clicks", "conversions", "touches", "brand", "dead_letters")
+        for t in (
+            "impressions",
+            "clicks",
+            "conversions",
+            "touches",
+            "brand",
+            "labels",
+            "dead_letters",
+        )
     ]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap())
     consumer = KafkaConsumer(bootstrap_servers=bootstrap())

@@ -25,6 +25,7 @@ ALERTS = f"{PREFIX}.alerts"
 DEAD_LETTERS = f"{PREFIX}.dead_letters"
 TOUCHES = f"{PREFIX}.touches"  # internal: event stage -> user stage, keyed by user
 BRAND = f"{PREFIX}.brand"  # internal: event stage -> brand stage, keyed by brand
+LABELS = f"{PREFIX}.labels"  # internal: user stage -> click's models, keyed by click id
 
 EVENT_TOPICS = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
 ALL_TOPICS = (
@@ -38,6 +39,7 @@ ALL_TOPICS = (
     DEAD_LETTERS,
     TOUCHES,
     BRAND,
+    LABELS,
 )
 
 

@@ -18,6 +18,7 @@ from clicktrail.cli import service_file
 from clicktrail.cli.output import tsv_to_table
 from clicktrail.config import load_registry
 from clicktrail.contracts.jsonschema import generate
+from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeStats
 from clicktrail.sinks.migrations import migrate as apply_migrations
@@ -34,6 +35,18 @@ def _open_store(args: argparse.Namespace) -> Store:
             "(clicktrail query goes through it)"
         )
     return Store(args.store, args.database)
+
+
+def _checkpoint(args: argparse.Namespace, store: Store) -> ModelCheckpoint | None:
+    if args.models == "none":
+        return None
+    if args.models:
+        return ModelCheckpoint(Path(args.models))
+    path = chdb_path(store.dsn)
+    if path is not None:
+        directory = Path(path)
+        return ModelCheckpoint(directory.with_name(directory.name + ".models.ckpt"))
+    return ModelCheckpoint(Path("var/models.ckpt"))
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -62,7 +75,7 @@ def replay(args: argparse.Namespace) -> int:
     registry = load_registry(args.config)
     store = _open_store(args)
     apply_migrations(store)
-    runtime = EmbeddedRuntime(registry, store)
+    runtime = EmbeddedRuntime(registry, store, checkpoint=_checkpoint(args, store))
 
     def progress(stats: IntakeStats, elapsed: float) -> None:
         rate = stats.read / elapsed if elapsed else 0.0
@@ -165,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry(args.config)
     store = _open_store(args)
     apply_migrations(store)
-    runtime = EmbeddedRuntime(registry, store)
+    runtime = EmbeddedRuntime(registry, store, checkpoint=_checkpoint(args, store))
     app = build_app(runtime)
     url = f"http://{args.host}:{args.port}"
     server = uvicorn.Server(server_config(app, args.host, args.port))

@@ -54,6 +54,16 @@ def _common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
         )
 
 
+def _models_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models",
+        metavar="FILE",
+        help="checkpoint of the per-action models, restored at start and saved every minute "
+        "and at exit (default: <store dir>.models.ckpt for chdb://, else var/models.ckpt; "
+        "'none' keeps them in memory only)",
+    )
+
+
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument(
@@ -169,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ClickHouse via chDB by default). Prints where it listens and a curl to try it.",
     )
     _common(run)
+    _models_argument(run)
     run.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
@@ -182,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed.",
     )
     _common(replay)
+    _models_argument(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")
     replay.set_defaults(handler=commands.replay)
 

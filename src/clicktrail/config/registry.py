@@ -57,6 +57,11 @@ class Advertiser(Section):
     postback_secret: str = Field(
         min_length=16, description="Shared secret for postback HMAC signatures (>= 16 chars)"
     )
+    actions: list[ActionName] = Field(
+        default_factory=list,
+        description="Target actions this advertiser pays for, each with its own model "
+        "(empty: every configured action)",
+    )
 
 
 class Brand(Section):
@@ -113,6 +118,13 @@ class Action(Section):
     )
     min_ctit_seconds: float = Field(
         0, ge=0, description="Click-to-conversion time below which a conversion is injection"
+    )
+    label_horizon_hours: float | None = Field(
+        None,
+        gt=0,
+        description="How long a click waits for this action before its model learns it as a "
+        "negative (default: the campaign's click window). Shorter keeps the model fresh at "
+        "the cost of the few conversions that come later",
     )
 
 
@@ -294,6 +306,10 @@ class Registry(Section):
                         f"brands.{key}.official_campaigns: unknown campaign {campaign!r}"
                     )
         problems.extend(self._overlapping_terms())
+        for key, advertiser in self.advertisers.items():
+            for action in advertiser.actions:
+                if action not in self.actions:
+                    problems.append(f"advertisers.{key}.actions: unknown action {action!r}")
         for key, camp in self.campaigns.items():
             if camp.advertiser not in self.advertisers:
                 problems.append(

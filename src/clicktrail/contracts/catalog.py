@@ -10,6 +10,7 @@ from clicktrail.contracts.records import (
     Alert,
     AttributedConversion,
     BrandConflict,
+    ClickScores,
     DeadLetter,
     FraudVerdict,
     ModelQuality,
@@ -25,6 +26,7 @@ PUBLIC_RECORDS: dict[str, type[BaseModel]] = {
     "alert": Alert,
     "dead_letter": DeadLetter,
     "model_quality": ModelQuality,
+    "click_scores": ClickScores,
 }
 """The public contract: a JSON Schema each in ``schemas/events``."""
 

@@ -168,3 +168,20 @@ class ModelQuality(Contract):
     log_loss: float | None = None
     calibration_error: float | None = None
     base_rate: float | None = None
+    top_features: list[ShortText] = Field(
+        default_factory=list,
+        description="Strongest weights as 'feature:+0.123', largest magnitude first",
+    )
+
+
+class ClickScores(Contract):
+    """The per-action conversion probabilities a click was given when it arrived."""
+
+    type: Literal["click_scores"] = "click_scores"
+    click_id: Id
+    ts: EventTime
+    campaign_id: Id
+    partner_id: Id | None = None
+    model: ShortText = Field(description="Model kind and feature-set version")
+    scores: dict[ActionName, float] = Field(description="P(action | click) per action")
+    learned: bool = Field(description="False when fraud keeps the click out of training")

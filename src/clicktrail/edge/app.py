@@ -14,6 +14,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ from clicktrail.edge.health import Health, Metrics, Ready
 from clicktrail.edge.pixel import ImpressionPixel
 from clicktrail.edge.postback import ConversionPixel, Postback
 from clicktrail.edge.query import QUERY_TOKEN_ENV, Query
+from clicktrail.edge.score import CheckpointScorer, Score
 from clicktrail.runtime.embedded import EmbeddedRuntime
 
 log = structlog.get_logger(__name__)
@@ -139,18 +141,25 @@ def tracking_routes(ctx: EdgeContext) -> list[EdgeRoute]:
     ]
 
 
-def build_edge(backend: EdgeBackend, *, clock: Clock | None = None) -> EdgeApp:
-    """The scale-out edge (``clicktrail edge``): tracking routes only, no SQL."""
+def build_edge(
+    backend: EdgeBackend, *, clock: Clock | None = None, models: Path | None = None
+) -> EdgeApp:
+    """The scale-out edge (``clicktrail edge``): tracking routes and, given the workers'
+    model checkpoint, ``/v1/score``; no SQL."""
     ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
-    return EdgeApp(ctx, tracking_routes(ctx))
+    scorer = CheckpointScorer(models) if models is not None else None
+    score = EdgeRoute("/v1/score", ("GET",), Score(ctx, scorer))
+    return EdgeApp(ctx, [*tracking_routes(ctx), score])
 
 
 def build_app(
     runtime: EmbeddedRuntime, *, query_token: str | None = None, clock: Clock | None = None
 ) -> EdgeApp:
-    """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``."""
+    """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``
+    and ``/v1/score`` from the live models."""
     backend = EmbeddedBackend(runtime)
     ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
     token = query_token if query_token is not None else os.environ.get(QUERY_TOKEN_ENV)
     query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token))
-    return EdgeApp(ctx, [*tracking_routes(ctx), query])
+    score = EdgeRoute("/v1/score", ("GET",), Score(ctx, lambda: runtime.pipeline.models.models))
+    return EdgeApp(ctx, [*tracking_routes(ctx), query, score])

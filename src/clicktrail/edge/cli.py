@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from clicktrail.config import load_registry
 
@@ -43,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create missing topics first (with --partitions and --retention-days)",
     )
     parser.add_argument("--partitions", type=int, default=8, help="(default: %(default)s)")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        metavar="FILE",
+        help="serve GET /v1/score from this model checkpoint (a worker's "
+        "<data-dir>/models.ckpt, shared or copied); re-read when it changes",
+    )
     parser.add_argument("--retention-days", type=float, default=7.0, help="(default: %(default)s)")
     parser.add_argument(
         "--compression",
@@ -89,7 +97,7 @@ def edge(args: argparse.Namespace) -> int:
         return 1
     compression = None if args.compression == "auto" else args.compression
     bus = KafkaBus(KafkaSettings(args.broker, compression=compression), spool)
-    app = build_edge(KafkaBackend(registry, bus))
+    app = build_edge(KafkaBackend(registry, bus), models=args.models)
     server = uvicorn.Server(server_config(app, args.host, args.port))
     print(
         f"clicktrail edge listening on http://{args.host}:{args.port}  "

@@ -17,6 +17,7 @@ from clicktrail.bus.topics import DEAD_LETTERS
 from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent
 from clicktrail.processors.intake import Clock, Rejection, utc_now
+from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
 from clicktrail.runtime.wiring import build_intake
@@ -40,10 +41,15 @@ class EmbeddedRuntime:
         clock: Clock = utc_now,
         source: str | None = None,
         alerts: AlertService | None = None,
+        checkpoint: ModelCheckpoint | None = None,
     ) -> None:
+        """``checkpoint``: where the per-action models are restored from and saved to
+        (None: they live as long as the process)."""
         self.registry = registry
         self.store = store
-        self.pipeline = Pipeline(registry)
+        self.checkpoint = checkpoint
+        models = checkpoint.load(sorted(registry.actions)) if checkpoint else None
+        self.pipeline = Pipeline(registry, models=models)
         self.bus = InProcessBus(source)
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
@@ -72,6 +78,7 @@ class EmbeddedRuntime:
                 self._forward(self.pipeline.tick(), message.source, message.offset)
                 self._forward(self.pipeline.tick_users(), message.source, message.offset)
                 self._store(self.pipeline.partner_verdicts(), message.source, message.offset)
+                self._store(self.pipeline.learn_due(), message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
@@ -79,10 +86,13 @@ class EmbeddedRuntime:
         return handled
 
     def flush(self) -> None:
-        """Write buffered rows, with the alert deliveries finished so far."""
+        """Write buffered rows, with the alert deliveries finished so far; checkpoint the
+        models when it is time."""
         for alert in self.alerts.take():
             self.sink.add(alert, *alert_source(alert))
         self.sink.flush()
+        if self.checkpoint is not None:
+            self.checkpoint.save_if_due(self.pipeline.models.models)
 
     def _store(self, records: list[BaseModel], src: str, offset: int) -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
@@ -106,6 +116,8 @@ class EmbeddedRuntime:
         for record in records:
             out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
             self._store(out, src, offset)
+            for row in self.pipeline.labels_of(out):
+                self._store(self.pipeline.on_label(row), src, offset)
 
     def close(self, *, end_of_input: bool = False) -> None:
         """Process what is queued and write everything out.
@@ -119,5 +131,8 @@ class EmbeddedRuntime:
             src, offset = self._last
             self._forward(self.pipeline.drain(), src, offset + 1)
             self._store(self.pipeline.partner_verdicts(), src, offset + 1)
+            self._store(self.pipeline.report_models(), src, offset + 1)
         self.alerts.close()
         self.flush()
+        if self.checkpoint is not None:
+            self.checkpoint.save(self.pipeline.models.models)

@@ -4,7 +4,10 @@ Three agents, as three keyed stages: the event stage consumes impressions,
 clicks and conversions (keyed by click / impression id) and forwards touches and
 resolved conversions to the touches topic keyed by user, and the events that may
 concern a brand to the brand topic keyed by brand; the user stage attributes;
-the brand stage watches brand bidding. A fourth agent stores dead letters. Agents work in batches
+the brand stage watches brand bidding; attributed conversions go back to their
+click's partition on the labels topic, where the per-action models learn from
+them. A fifth agent stores dead letters. The models are checkpointed to the data
+directory on a timer and restored at start. Agents work in batches
 (``take_events``) and write to ClickHouse before the batch is acknowledged, so
 offsets are committed only for stored work; the sink drops rows a redelivered
 message would write twice. Scale out with partitions and worker processes.
@@ -13,10 +16,12 @@ message would write twice. Scale out with partitions and worker processes.
 from __future__ import annotations
 
 import asyncio
+import socket
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -31,11 +36,20 @@ from clicktrail.bus.topics import (
     CONVERSIONS,
     DEAD_LETTERS,
     IMPRESSIONS,
+    LABELS,
     TOUCHES,
     user_key,
 )
 from clicktrail.config import Registry
-from clicktrail.contracts import AnyEvent, Click, DeadLetter, Impression, StateStore
+from clicktrail.contracts import (
+    AnyEvent,
+    AttributedConversion,
+    Click,
+    DeadLetter,
+    Impression,
+    StateStore,
+)
+from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.faust_state import FaustState
 from clicktrail.runtime.pipeline import (
     BRAND_STAGE_STATE,
@@ -64,6 +78,7 @@ class WorkerSettings:
     batch_seconds: float = 0.5
     tick_seconds: float = 5.0
     housekeep_seconds: float = 600.0
+    checkpoint_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.partitions < 1 or self.batch_size < 1 or self.batch_seconds <= 0:
@@ -78,6 +93,10 @@ def default_table_store() -> str:
     except ImportError:
         return "memory://"
     return "rocksdb://"
+
+
+def _millis(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
 
 
 def _origin(event: Any) -> tuple[str, int]:
@@ -132,19 +151,26 @@ class FaustRuntime:
             for name in (*STATE_NAMES, ALERT_STATE)
         }
         self._states: list[FaustState] = []
-        self.pipeline = Pipeline(registry, stores=self._store)
+        self.checkpoint = ModelCheckpoint(Path(settings.data_dir) / "models.ckpt")
+        models = self.checkpoint.load(sorted(registry.actions))
+        self.pipeline = Pipeline(registry, stores=self._store, models=models)
+        self._models_src = f"models:{settings.app_id}:{socket.gethostname()}"
         self.alerts = AlertService(registry.alerts, state=self._store(ALERT_STATE))
         self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS)
         self.touches_topic = self._raw_topic(TOUCHES)
         self.brand_topic = self._raw_topic(BRAND)
+        self.labels_topic = self._raw_topic(LABELS)
         self.dead_topic = self._raw_topic(DEAD_LETTERS)
         self._flushing = asyncio.Lock()
         self.app.agent(self.events_topic, name="event-stage")(self._event_stage)
         self.app.agent(self.touches_topic, name="user-stage")(self._user_stage)
         self.app.agent(self.brand_topic, name="brand-stage")(self._brand_stage)
+        self.app.agent(self.labels_topic, name="label-stage")(self._label_stage)
         self.app.agent(self.dead_topic, name="dead-letters")(self._dead_letters)
         self.app.timer(settings.tick_seconds)(self._tick)
         self.app.timer(settings.housekeep_seconds)(self._housekeep)
+        self.app.timer(settings.checkpoint_seconds)(self._checkpoint)
+        self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
     def _raw_topic(self, *names: str) -> Any:
         """Topics carry the bytes the edge produced; the agents (de)serialize them."""
@@ -205,6 +231,7 @@ class FaustRuntime:
         async for batch in stream.take_events(
             self.settings.batch_size, self.settings.batch_seconds
         ):
+            labels: list[tuple[str, BaseModel]] = []
             for event in batch:
                 _current_event.set(weakref.ref(event))
                 src, offset = _origin(event)
@@ -223,7 +250,9 @@ class FaustRuntime:
                     self.sink.add(_failed(TOUCHES, error, event.value), src, offset)
                     continue
                 self._store_rows(rows, src, offset)
+                labels += [(str(row.click_id), row) for row in self.pipeline.labels_of(rows)]
             self._write_state()
+            await self._send(self.labels_topic, labels)
             await self._flush()
 
     async def _brand_stage(self, stream: Any) -> None:
@@ -250,6 +279,28 @@ class FaustRuntime:
             self._write_state()
             await self._flush()
 
+    async def _label_stage(self, stream: Any) -> None:
+        async for batch in stream.take_events(
+            self.settings.batch_size, self.settings.batch_seconds
+        ):
+            for event in batch:
+                _current_event.set(weakref.ref(event))
+                src, offset = _origin(event)
+                try:
+                    row = deserialize(LABELS, event.value)
+                    if not isinstance(row, AttributedConversion):
+                        raise ValueError(f"a {type(row).__name__} does not belong on {LABELS}")
+                except ValueError as error:
+                    self.sink.add(_poison(LABELS, error, event.value), src, offset)
+                    continue
+                try:
+                    self._store_rows(self.pipeline.on_label(row), src, offset)
+                except Exception as error:  # one bad record must not stop the stream
+                    log.exception("worker.processing_failed", src=src, offset=offset)
+                    self.sink.add(_failed(LABELS, error, event.value), src, offset)
+            self._write_state()
+            await self._flush()
+
     async def _dead_letters(self, stream: Any) -> None:
         async for batch in stream.take_events(
             self.settings.batch_size, self.settings.batch_seconds
@@ -268,14 +319,27 @@ class FaustRuntime:
         """Housekeeping on a timer, so waiting conversions settle even when traffic stops."""
         try:
             released = [*self.pipeline.tick(), *self.pipeline.tick_users()]
+            quality = self.pipeline.learn_due()
         except Exception:  # housekeeping must never stop the worker
             log.exception("worker.tick_failed")
             return
         finally:
             self._write_state()
+        for row in quality:  # snapshots by event time: the watermark orders them
+            self.sink.add(row, self._models_src, _millis(self.pipeline.watermark))
         await self._forward(released)
         if self.alerts.finished:
             await self._flush()  # alert records of deliveries that ended while traffic paused
+
+    async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        """Consumers are stopped: keep the models, give alerts under way a moment."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.checkpoint.save, self.pipeline.models.models)
+        await loop.run_in_executor(None, self.alerts.close, 5.0)
+
+    async def _checkpoint(self) -> None:
+        models = self.pipeline.models.models
+        await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.save, models)
 
     async def _housekeep(self) -> None:
         try:

@@ -1,13 +1,14 @@
 """The composed processors: what happens to an accepted event, for every runtime.
 
 Three keyed stages, as on Kafka: the *event stage* (keyed by click / impression
-id) deduplicates, resolves click ids and judges clicks and the conversions whose
-click it knows; the *user stage* (keyed by user) attributes and judges the
-conversions it matched by user; the *brand stage* (keyed by brand) watches brand
-bidding, so one brand's auctions meet in one place. The embedded runtime calls
-them in a row; the Faust app runs them as agents joined by the touches and brand
-topics. State comes from ``stores`` (a dict per name here, a Faust Table per
-name there).
+id) deduplicates, resolves click ids, judges clicks and the conversions whose
+click it knows, and scores clicks with the per-action models, which learn from
+the attributed conversions routed back to it by click id; the *user stage*
+(keyed by user) attributes and judges the conversions it matched by user; the
+*brand stage* (keyed by brand) watches brand bidding, so one brand's auctions
+meet in one place. The embedded runtime calls them in a row; the Faust app runs
+them as agents joined by the touches, brand and labels topics. State comes from
+``stores`` (a dict per name here, a Faust Table per name there).
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ from clicktrail.processors.brand import BRAND_STATE, BrandConfigError, BrandConf
 from clicktrail.processors.clicks import END_OF_TIME, ClickResolver
 from clicktrail.processors.dedup import Dedup
 from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
+from clicktrail.processors.models import ActionModels
+from clicktrail.processors.models.online import OnlineModels
 
 Forwarded = Touch | ResolvedConversion
 StoreFactory = Callable[[str], StateStore]
 BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen")
 STATE_NAMES = (
-    "dedup", "clicks", "pending", "paths", "conversions", "waiting", *FRAUD_STATE,
-    *BRAND_STAGE_STATE,
+    "dedup", "clicks", "pending", "paths", "conversions", "waiting", "model_pending",
+    *FRAUD_STATE, *BRAND_STAGE_STATE,
 )  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
@@ -61,7 +64,13 @@ class StageResult:
 
 
 class Pipeline:
-    def __init__(self, registry: Registry, stores: StoreFactory = memory_stores) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        stores: StoreFactory = memory_stores,
+        models: ActionModels | None = None,
+    ) -> None:
+        """``models``: learned state restored from a checkpoint (fresh when None)."""
         self.registry = registry
         self.dedup = Dedup(stores("dedup"))
         self.clicks = ClickResolver(stores("clicks"), stores("pending"), grace_for=self._grace)
@@ -74,6 +83,7 @@ class Pipeline:
             grace_for=self._grace,
         )
         self.fraud = FraudDetector(registry, stores)
+        self.models = OnlineModels(registry, stores("model_pending"), models)
         try:
             self.brand = BrandConflictDetector(registry, state=stores)
         except BrandConfigError as error:
@@ -95,7 +105,9 @@ class Pipeline:
         stored: list[BaseModel] = [event]
         brand: list[tuple[str, Impression | Click]] = []
         if isinstance(event, Click):
-            stored += self.fraud.on_click(event)
+            judged = self.fraud.on_click(event)
+            stored += judged
+            stored.append(self._score(event, judged))
             forwarded = self.clicks.on_click(event)
         elif isinstance(event, Conversion):
             forwarded = self.clicks.on_conversion(event)
@@ -106,6 +118,16 @@ class Pipeline:
             brand = [(key, event)] if key is not None else []
         verdicts, forwarded = self._judge_found(forwarded)
         return StageResult(stored=[*stored, *verdicts], forwarded=forwarded, brand=brand)
+
+    def _score(self, click: Click, verdicts: list[FraudVerdict]) -> BaseModel:
+        """Scores for the click; rejected clicks (this one, or earlier ones a flood verdict
+        convicts now) are kept out of training."""
+        rejected = {
+            v.subject_id for v in verdicts if v.subject_type == "click" and v.action == "reject"
+        }
+        for click_id in rejected - {click.click_id}:
+            self.models.mark_fraud(click_id)
+        return self.models.on_click(click, rejected=click.click_id in rejected)
 
     def _judge_found(self, records: list[Forwarded]) -> tuple[list[FraudVerdict], list[Forwarded]]:
         """Judge conversions whose click this stage knows; their verdict rides along."""
@@ -144,6 +166,29 @@ class Pipeline:
     def drain(self) -> list[Forwarded]:
         """End of input: nothing more will come, so no conversion waits any longer."""
         return [*self.clicks.drain(), *self.attributor.settle(END_OF_TIME)]
+
+    def learn_due(self) -> list[BaseModel]:
+        """Labels whose deadline passed at the watermark; quality rows when due (cheap
+        between sweeps; run often)."""
+        return list(self.models.due(self.watermark))
+
+    def report_models(self) -> list[BaseModel]:
+        """Quality rows now (end of input, after the drained conversions were labelled)."""
+        return list(self.models.report(self.watermark))
+
+    def on_label(self, row: AttributedConversion) -> list[BaseModel]:
+        """An attributed conversion back at its click's stage: a positive example."""
+        self.models.on_label(row)
+        return []
+
+    @staticmethod
+    def labels_of(rows: list[BaseModel]) -> list[AttributedConversion]:
+        """The rows of a user stage that label a click (to route back by ``click_id``)."""
+        return [
+            row
+            for row in rows
+            if isinstance(row, AttributedConversion) and row.touch == "click" and row.click_id
+        ]
 
     # -- brand stage ---------------------------------------------------------------------
 

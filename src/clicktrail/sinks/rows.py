@@ -25,6 +25,7 @@ TABLE_FOR_TYPE = {
     "alert": "alerts",
     "dead_letter": "dead_letters",
     "model_quality": "model_quality",
+    "click_scores": "click_scores",
 }
 
 

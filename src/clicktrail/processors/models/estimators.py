@@ -78,6 +78,15 @@ class ActionModel:
     def learn_one(self, x: Features, y: bool) -> None:
         self.estimator.learn_one(x, y)  # its return value differs between River versions
 
+    def top_features(self, n: int = 5) -> list[str]:
+        """The largest weights by magnitude, as ``feature:+0.123``; empty for models
+        without readable weights (hashed features, ensembles)."""
+        weights = getattr(self.estimator, "weights", None)
+        if not weights:
+            return []
+        strongest = sorted(weights.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:n]
+        return [f"{name}:{weight:+.3f}" for name, weight in strongest]
+
 
 class ActionModels:
     """The per-action models and their quality: all the learned state a checkpoint holds."""
@@ -106,7 +115,10 @@ class ActionModels:
 
     def records(self, ts: datetime) -> list[ModelQuality]:
         """One ``ModelQuality`` row per action, for the runtime to emit on its timer."""
-        return [self.quality[action].record(ts) for action in sorted(self.quality)]
+        return [
+            self.quality[action].record(ts, self.models[action].top_features())
+            for action in sorted(self.quality)
+        ]
 
     def score(self, x: Features, actions: Iterable[str]) -> dict[str, float]:
         """P(action) for each action; what the click stage stores and what /v1/score serves."""

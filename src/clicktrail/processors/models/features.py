@@ -11,6 +11,7 @@ whenever the output changes: checkpoints of another version start fresh.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 
 from clicktrail.contracts import Click
@@ -23,22 +24,50 @@ _TWO_PI_OVER_DAY = 2 * math.pi / 24
 def click_features(click: Click) -> Features:
     """The context a click shows; missing fields are simply absent keys."""
     user = click.user
+    return context_features(
+        ts=click.ts,
+        campaign=click.campaign_id,
+        partner=click.partner_id,
+        channel=click.channel,
+        placement=click.placement,
+        keyword=click.keyword,
+        country=user.country,
+        device=user.device_type,
+        os=user.os,
+        segments=user.segments,
+    )
+
+
+def context_features(
+    *,
+    ts: datetime,
+    campaign: str | None = None,
+    partner: str | None = None,
+    channel: str | None = None,
+    placement: str | None = None,
+    keyword: str | None = None,
+    country: str | None = None,
+    device: str | None = None,
+    os: str | None = None,
+    segments: Iterable[str] = (),
+) -> Features:
+    """Features of a context that need not be a click (what ``/v1/score`` is asked about)."""
     x: Features = {}
     for name, value in (
-        ("campaign", click.campaign_id),
-        ("partner", click.partner_id),
-        ("channel", click.channel),
-        ("placement", click.placement),
-        ("keyword", click.keyword.casefold() if click.keyword else None),
-        ("country", user.country),
-        ("device", user.device_type),
-        ("os", user.os),
+        ("campaign", campaign),
+        ("partner", partner),
+        ("channel", channel),
+        ("placement", placement),
+        ("keyword", keyword.casefold() if keyword else None),
+        ("country", country),
+        ("device", device),
+        ("os", os),
     ):
         if value:
             x[f"{name}={value}"] = 1.0
-    for segment in user.segments:
+    for segment in segments:
         x[f"segment={segment}"] = 1.0
-    x.update(time_features(click.ts))
+    x.update(time_features(ts))
     return x
 
 

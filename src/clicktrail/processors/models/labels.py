@@ -112,15 +112,20 @@ class DelayedLabels:
         if row.fraud_action == "reject":
             self.mark_fraud(row.click_id)
             return []
-        return self.positive(row.click_id, row.action)
+        return self.positive(row.click_id, row.action, at=row.conversion_ts)
 
-    def positive(self, click_id: str, action: str) -> list[Learned]:
-        """The click led to ``action``: learn it once, unless the click is marked as fraud."""
+    def positive(self, click_id: str, action: str, at: datetime | None = None) -> list[Learned]:
+        """The click led to ``action`` (at ``at``): learn it once, unless the click is marked
+        as fraud or the conversion came after the action's deadline (however late the sweep
+        that would have closed it runs)."""
         entry = self.pending.get(click_id)
         if entry is None:  # never pending, or every action already decided
             self.unmatched += 1
             return []
         if action not in entry["open"] or action in entry["won"]:  # decided, or not its action
+            self.unmatched += 1
+            return []
+        if at is not None and at.timestamp() > entry["open"][action]:  # too late to count
             self.unmatched += 1
             return []
         if self.hold_positives:

@@ -65,7 +65,7 @@ class Quality:
             return None
         return float(self.auc.get())
 
-    def record(self, ts: datetime) -> ModelQuality:
+    def record(self, ts: datetime, top_features: list[str] | None = None) -> ModelQuality:
         return ModelQuality(
             ts=ts,
             action=self.action,
@@ -76,4 +76,5 @@ class Quality:
             log_loss=float(self.log_loss.get()) if self.examples else None,
             calibration_error=self.calibration_error,
             base_rate=self.base_rate,
+            top_features=top_features or [],
         )

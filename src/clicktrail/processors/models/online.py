@@ -1,0 +1,105 @@
+"""The per-action models as a pipeline runs them: score clicks, learn from labels, report.
+
+The click stage calls :meth:`OnlineModels.on_click` (a ``ClickScores`` row, the click
+kept as a pending example) and :meth:`on_label` for each attributed conversion routed
+back by ``click_id``; the stage's timer calls :meth:`due` with the event-time
+watermark, which closes label deadlines (negatives, held positives) and, once per
+``QUALITY_EVERY`` of event time, returns a ``ModelQuality`` row per action. Which
+actions a click can lead to comes from its advertiser in the registry; how long it
+waits for each, from the action's ``label_horizon_hours`` or the campaign's window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from clicktrail.config import Registry
+from clicktrail.contracts import AttributedConversion, Click, ClickScores, ModelQuality, StateStore
+from clicktrail.processors.models.estimators import ActionModels
+from clicktrail.processors.models.features import FEATURE_VERSION, Features
+from clicktrail.processors.models.labels import DelayedLabels, Learned
+
+QUALITY_EVERY = timedelta(hours=1)
+"""Event time between two quality rows per action."""
+SWEEP_EVERY = timedelta(minutes=10)
+"""Event time between two sweeps for due labels (a sweep visits every pending click)."""
+
+
+class OnlineModels:
+    def __init__(
+        self, registry: Registry, pending: StateStore, models: ActionModels | None = None
+    ) -> None:
+        self.registry = registry
+        self.models = models if models is not None else ActionModels(sorted(registry.actions))
+        self.name = f"{self.models.kind}/{FEATURE_VERSION}"
+        self.labels = DelayedLabels(
+            pending,
+            self.models,
+            actions_for=self.actions_for,
+            window_for=self._window,
+            label_horizon={
+                name: timedelta(hours=action.label_horizon_hours)
+                for name, action in registry.actions.items()
+                if action.label_horizon_hours is not None
+            },
+        )
+        self._swept: datetime | None = None
+        self._reported: datetime | None = None
+
+    def actions_for(self, click: Click) -> list[str]:
+        """The actions the click's advertiser pays for (all configured ones by default)."""
+        campaign = self.registry.campaigns.get(click.campaign_id)
+        advertiser = self.registry.advertisers.get(campaign.advertiser) if campaign else None
+        if advertiser is not None and advertiser.actions:
+            return list(advertiser.actions)
+        return sorted(self.registry.actions)
+
+    def _window(self, click: Click) -> timedelta:
+        campaign = self.registry.campaigns.get(click.campaign_id)
+        days = campaign.attribution.click_window_days if campaign else 30.0
+        return timedelta(days=days)
+
+    def on_click(self, click: Click, *, rejected: bool) -> ClickScores:
+        """Score the click before anything is learned from it; a rejected click is scored
+        (what it looked like) but never becomes a training example."""
+        scores = self.labels.on_click(click)
+        if rejected:
+            self.labels.mark_fraud(click.click_id)
+        return ClickScores(
+            click_id=click.click_id,
+            ts=click.ts,
+            campaign_id=click.campaign_id,
+            partner_id=click.partner_id,
+            model=self.name,
+            scores=scores,
+            learned=not rejected,
+        )
+
+    def on_label(self, row: AttributedConversion) -> list[Learned]:
+        """An attributed conversion, in the partition of the click it credits."""
+        return self.labels.on_conversion(row)
+
+    def mark_fraud(self, click_id: str) -> bool:
+        return self.labels.mark_fraud(click_id)
+
+    def due(self, watermark: datetime) -> list[ModelQuality]:
+        """Learn the labels the watermark decided; quality rows when they are due."""
+        if self._swept is not None and watermark - self._swept < SWEEP_EVERY:
+            return []
+        self._swept = watermark
+        self.labels.expire(watermark)
+        if self._reported is not None and watermark - self._reported < QUALITY_EVERY:
+            return []
+        self._reported = watermark
+        return self.models.records(watermark)
+
+    def report(self, watermark: datetime) -> list[ModelQuality]:
+        """Quality rows now (end of a replay), after learning what the watermark decided.
+        Labels still open stay open: their conversions may yet come in a later input."""
+        self._swept = self._reported = watermark
+        self.labels.expire(watermark)
+        return self.models.records(watermark)
+
+    def score(self, x: Features, actions: list[str] | None = None) -> dict[str, float]:
+        """P(action | context) for each action (all modelled ones by default)."""
+        return self.models.score(x, actions if actions is not None else sorted(self.models.models))

@@ -1,0 +1,79 @@
+"""The per-action models on local disk: restored at start, saved on a clock and at stop.
+
+A checkpoint is written to a temporary file, flushed to disk and renamed over the
+old one, so a crash mid-write leaves the previous checkpoint intact. One that cannot
+be used (corrupt, another feature-set version, another model kind) is logged with
+the reason and the models start fresh: the pipeline keeps running either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import structlog
+
+from clicktrail.processors.models import ActionModels, dumps, loads
+from clicktrail.processors.models.estimators import DEFAULT_MODEL
+
+log = structlog.get_logger(__name__)
+
+SAVE_EVERY_SECONDS = 60.0
+
+
+class ModelCheckpoint:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        every_seconds: float = SAVE_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self._saved_at = clock()
+
+    def load(self, actions: Iterable[str], kind: str = DEFAULT_MODEL) -> ActionModels:
+        """The models of the last checkpoint, or fresh ones (and the log says why)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as error:
+            log.warning("models.checkpoint_unreadable", path=str(self.path), error=str(error))
+            data = b""
+        restored = loads(data, actions, kind=kind)
+        if restored.fresh and restored.reason != "empty":
+            log.warning(
+                "models.fresh_start",
+                path=str(self.path),
+                reason=restored.reason,
+                detail=restored.message,
+            )
+        elif not restored.fresh:
+            examples = sum(q.examples for q in restored.models.quality.values())
+            log.info("models.restored", path=str(self.path), examples=examples)
+        return restored.models
+
+    def save(self, models: ActionModels) -> None:
+        """Write atomically; a failed write is logged and the old checkpoint kept."""
+        self._saved_at = self.clock()
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("wb") as handle:
+                handle.write(dumps(models))
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(self.path)
+        except OSError as error:
+            log.warning("models.checkpoint_failed", path=str(self.path), error=str(error))
+
+    def save_if_due(self, models: ActionModels) -> bool:
+        if self.clock() - self._saved_at < self.every_seconds:
+            return False
+        self.save(models)
+        return True
