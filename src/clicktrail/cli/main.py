@@ -136,11 +136,27 @@ def _add_views(sub: Any) -> None:
         "conflicts",
         help="current brand conflicts by brand and offender, with cost impact",
         description="Read brand_conflicts: per brand and offender, signals, keywords, clicks, "
-        "head-to-head, estimated CPC inflation and cost impact, severity.",
+        "impressions, auction-insights rows, head-to-head, estimated CPC inflation and cost "
+        "impact, severity.",
     )
     _common(conflicts, config=False)
     conflicts.add_argument("--brand", help="only this brand")
     conflicts.set_defaults(handler=commands.conflicts_view)
+
+
+def _add_import_insights(sub: Any) -> None:
+    """Advertisers' auction-insights exports into a running service."""
+    from clicktrail.cli import insights
+
+    parser = sub.add_parser(
+        "import-insights",
+        help="send an auction-insights export (CSV) to a running service",
+        description=insights.DESCRIPTION,
+        epilog=insights.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    insights.add_arguments(parser)
+    parser.set_defaults(handler=insights.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,13 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser(
         "replay",
-        help="feed JSONL event files through the pipeline",
+        help="feed JSONL event files and auction-insights exports through the pipeline",
         description="Validate and process JSONL files (one event per line, .gz ok, - for "
-        "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed.",
+        "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed. "
+        "A .csv file is an auction-insights export (parsed whole first: a malformed one "
+        "stops the run); a 'clicktrail simulate' directory stands for its events.jsonl "
+        "followed by its auction_insights.csv.",
     )
     _common(replay)
-    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.add_argument(
+        "files", nargs="+", metavar="FILE", help="events .jsonl[.gz], export .csv, a DIR or -"
+    )
     replay.set_defaults(handler=commands.replay)
+    _add_import_insights(sub)
 
     query = sub.add_parser(
         "query",

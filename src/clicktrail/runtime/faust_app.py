@@ -1,7 +1,8 @@
 """The Faust runtime: the same :class:`Pipeline` as the embedded runner, on Kafka.
 
 Two agents, as two keyed stages: the event stage consumes impressions, clicks
-and conversions (keyed by click / impression id) and forwards touches and
+and conversions (keyed by click / impression id) and imported auction-insights
+rows (keyed by keyword), and forwards touches and
 resolved conversions to the touches topic keyed by user; the user stage
 attributes. A third agent stores dead letters. Agents work in batches
 (``take_events``) and write to ClickHouse before the batch is acknowledged, so
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 
 from clicktrail.bus.codec import deserialize, serialize
 from clicktrail.bus.topics import (
+    AUCTION_INSIGHTS,
     CLICKS,
     CONVERSIONS,
     DEAD_LETTERS,
@@ -33,9 +35,15 @@ from clicktrail.bus.topics import (
     user_key,
 )
 from clicktrail.config import Registry
-from clicktrail.contracts import AnyEvent, DeadLetter, StateStore
+from clicktrail.contracts import DeadLetter, StateStore
 from clicktrail.runtime.faust_state import FaustState
-from clicktrail.runtime.pipeline import STATE_NAMES, USER_STAGE_STATE, Forwarded, Pipeline
+from clicktrail.runtime.pipeline import (
+    STATE_NAMES,
+    USER_STAGE_STATE,
+    EventStageInput,
+    Forwarded,
+    Pipeline,
+)
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import StoreError
 
@@ -122,7 +130,7 @@ class FaustRuntime:
         }
         self._states: list[FaustState] = []
         self.pipeline = Pipeline(registry, stores=self._store)
-        self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS)
+        self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS, AUCTION_INSIGHTS)
         self.touches_topic = self._raw_topic(TOUCHES)
         self.dead_topic = self._raw_topic(DEAD_LETTERS)
         self._flushing = asyncio.Lock()
@@ -163,7 +171,7 @@ class FaustRuntime:
                 _current_event.set(weakref.ref(event))
                 src, offset = _origin(event)
                 try:
-                    record: AnyEvent = deserialize(event.message.topic, event.value)  # type: ignore[assignment]
+                    record: EventStageInput = deserialize(event.message.topic, event.value)  # type: ignore[assignment]
                 except ValueError as error:
                     self.sink.add(_poison(event.message.topic, error, event.value), src, offset)
                     continue

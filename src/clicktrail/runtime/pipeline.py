@@ -6,7 +6,8 @@ click it knows, and watches brand bidding; the *user stage* (keyed by user)
 attributes and judges the conversions it matched by user. The embedded runtime
 calls both in a row; the Faust app runs them as two agents joined by the
 touches topic. State comes from ``stores`` (a dict per name here, a Faust
-Table per name there).
+Table per name there). Auction-insights rows imported from advertisers' exports
+go through the event stage too, to the brand-conflict detector only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from clicktrail.config.registry import AttributionSettings
 from clicktrail.contracts import (
     AnyEvent,
     AttributedConversion,
+    AuctionInsight,
     Click,
     Conversion,
     FraudVerdict,
@@ -36,13 +38,18 @@ from clicktrail.processors.dedup import Dedup
 from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
 
 Forwarded = Touch | ResolvedConversion
+EventStageInput = AnyEvent | AuctionInsight
 StoreFactory = Callable[[str], StateStore]
 STATE_NAMES = (
     "dedup", "clicks", "pending", "paths", "conversions", "waiting", *FRAUD_STATE, *BRAND_STATE,
+    "insights_seen",
 )  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 JUDGED_IN_EVENT_STAGE = ("found",)  # the others are judged where the user stage credits them
+INSIGHTS_WINDOW = timedelta(days=400)
+"""How long an imported auction-insights row is remembered: exports cover weeks or months
+and are imported again when they overlap, long after the 7 days events are kept for."""
 
 
 def memory_stores(name: str) -> StateStore:
@@ -59,6 +66,7 @@ class Pipeline:
     def __init__(self, registry: Registry, stores: StoreFactory = memory_stores) -> None:
         self.registry = registry
         self.dedup = Dedup(stores("dedup"))
+        self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
         self.clicks = ClickResolver(stores("clicks"), stores("pending"), grace_for=self._grace)
         self.attributor = Attributor(
             stores("paths"),
@@ -82,7 +90,9 @@ class Pipeline:
 
     # -- event stage ---------------------------------------------------------------------
 
-    def on_event(self, event: AnyEvent, origin: str) -> StageResult:
+    def on_event(self, event: EventStageInput, origin: str) -> StageResult:
+        if isinstance(event, AuctionInsight):
+            return self._insight(event, origin)
         if not self.dedup.admit(event.event_id, event.ts, origin):
             return StageResult()
         self.watermark = max(self.watermark, event.ts)
@@ -98,6 +108,14 @@ class Pipeline:
             forwarded = [Touch.of(event)] if event.user.user_id else []
         verdicts, forwarded = self._judge_found(forwarded)
         return StageResult(stored=[*stored, *verdicts], forwarded=forwarded)
+
+    def _insight(self, row: AuctionInsight, origin: str) -> StageResult:
+        """Counted once however often its export is imported; a report row is not stream
+        time, so it leaves the watermark alone. It is remembered from the later of its day
+        and the watermark, so an old row imported today is not forgotten at once."""
+        if not self.insights_seen.admit(row.row_id, max(row.ts, self.watermark), origin):
+            return StageResult()
+        return StageResult(stored=list(self.brand(row)))
 
     def _brand(self, event: Impression | Click) -> list[BaseModel]:
         return list(self.brand(event)) if self.brand.route(event) is not None else []
@@ -129,6 +147,7 @@ class Pipeline:
         """Forget state past its retention: sweeps over every key, so run it rarely."""
         return (
             self.dedup.expire(self.watermark)
+            + self.insights_seen.expire(self.watermark)
             + self.clicks.forget(self.watermark)
             + self.attributor.expire(self.watermark)
             + self.fraud.expire(self.watermark)
