@@ -83,6 +83,7 @@ def evaluate(directory: Path, store: Store) -> Evaluation:
     click_labels: dict[str, str] = {}
     conversions: dict[str, dict[str, Any]] = {}
     offenders: set[tuple[str, str]] = set()
+    domains: set[tuple[str, str]] = set()
     inflation: dict[tuple[str, str], float] = {}
     for record in _truth(directory / "truth.jsonl"):
         kind = record["kind"]
@@ -93,10 +94,12 @@ def evaluate(directory: Path, store: Store) -> Evaluation:
         elif kind == "bidder" and record["offender"]:
             key = (record["brand"], record["partner_id"] or record["display_domain"])
             offenders.add(key)
+            domains.add((record["brand"], record["display_domain"]))
             inflation[key] = record["cpc_inflation"]
     _attribution(result, store, conversions)
     _fraud(result, store, click_labels, conversions)
     _brand(result, store, offenders, inflation)
+    _domain_traces(result, store, domains)
     _models(result, store, directory / "truth.jsonl")
     return result
 
@@ -187,7 +190,7 @@ def _brand(
     estimates: dict[tuple[str, str], float | None] = {}
     for brand, offender, estimate in store.rows(
         f"SELECT brand_id, offender_id, max(est_cpc_inflation) FROM {db}.brand_conflicts FINAL "
-        "GROUP BY brand_id, offender_id"
+        "WHERE offender_kind != 'domain' GROUP BY brand_id, offender_id"
     ):
         estimates[(brand, offender)] = estimate
     found = set(estimates)
@@ -224,6 +227,27 @@ def _brand(
     )
 
 
+def _domain_traces(result: Evaluation, store: Store, domains: set[tuple[str, str]]) -> None:
+    """Conflicts found only in auction-insights exports name a display domain, not who is
+    behind it; such a domain is right when a planted offender of that brand shows it."""
+    traced = {
+        (brand, domain)
+        for brand, domain in store.rows(
+            f"SELECT DISTINCT brand_id, offender_id FROM {store.database}.brand_conflicts "
+            "WHERE offender_kind = 'domain'"
+        )
+    }
+    right = traced & domains
+    result.add(
+        "brand conflict",
+        "auction-insights domains (precision)",
+        _ratio(len(right), len(traced)),
+        f"{len(right)} of {len(traced)} domains shown by planted offenders"
+        if traced
+        else "no domain conflicts reported",
+    )
+
+
 def _models(result: Evaluation, store: Store, truth_path: Path) -> None:
     oracle = oracle_auc(truth_path)
     latest = {
@@ -251,7 +275,7 @@ def _models(result: Evaluation, store: Store, truth_path: Path) -> None:
 def replay_scenario(directory: Path, store: Store, progress: Callable[[str], None]) -> None:
     from clicktrail.config import load_registry
     from clicktrail.runtime.embedded import EmbeddedRuntime
-    from clicktrail.runtime.replay import replay
+    from clicktrail.runtime.replay import expand, replay
     from clicktrail.sinks.migrations import migrate
 
     migrate(store)
@@ -259,10 +283,10 @@ def replay_scenario(directory: Path, store: Store, progress: Callable[[str], Non
     started = time.monotonic()
     stats = replay(
         runtime,
-        [str(directory / "events.jsonl")],
+        expand([str(directory)]),  # the events, then the auction-insights export
         lambda s, elapsed: progress(f"{s.read:,} events replayed ({s.read / elapsed:,.0f}/s)"),
     )
     progress(
-        f"replayed {stats.read:,} events in {time.monotonic() - started:.1f} s "
-        f"({stats.dead_lettered:,} dead-lettered)"
+        f"replayed {stats.read:,} events and {stats.insight_rows:,} auction-insights rows in "
+        f"{time.monotonic() - started:.1f} s ({stats.dead_lettered:,} dead-lettered)"
     )

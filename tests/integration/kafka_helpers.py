@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 
 from clicktrail.bus.codec import serialize
-from clicktrail.bus.topics import partition_key, topic_for
+from clicktrail.bus.topics import insight_key, partition_key, topic_for
+from clicktrail.contracts import AuctionInsight
 from clicktrail.processors.intake import Intake, Rejection
 
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
@@ -48,6 +49,24 @@ def produce(
             sent += 1
         for suffix, value in raw:
             producer.send(f"{prefix}.{suffix}", key=b"poison", value=value)
+            sent += 1
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    return sent
+
+
+def produce_insights(servers: str, rows: Iterable[AuctionInsight], prefix: str) -> int:
+    """Send auction-insights rows as the edge's import does: keyed by keyword."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
+    sent = 0
+    try:
+        for row in rows:
+            producer.send(
+                f"{prefix}.auction_insights", key=insight_key(row).encode(), value=serialize(row)
+            )
             sent += 1
         producer.flush(timeout=30)
     finally:

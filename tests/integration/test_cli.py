@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from clicktrail.config import load_registry
+from clicktrail.edge.app import build_app
+from clicktrail.edge.serve import serve_in_thread
+from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.sinks.store import Store
+
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "clicktrail.example.yaml"
 
 CLI = [sys.executable, "-m", "clicktrail.cli.main"]
-COMMANDS = ["run", "replay", "query", "migrate", "schemas", "check-config"]
+COMMANDS = ["run", "replay", "import-insights", "query", "migrate", "schemas", "check-config"]
 
 MIXED = [
     '{"type":"impression","event_id":"i1","ts":"2026-03-01T10:00:00Z","impression_id":"imp-1",'
@@ -59,7 +65,7 @@ def cli(
 def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     result = cli(command, "--help", cwd=tmp_path)
     assert "usage: clicktrail" in result.stdout
-    assert "--store" in result.stdout or command in ("schemas", "check-config")
+    assert "--store" in result.stdout or command in ("schemas", "check-config", "import-insights")
 
 
 def test_replay_lands_valid_events_and_dead_letters_the_rest(tmp_path: Path) -> None:
@@ -198,3 +204,84 @@ def test_run_serves_intake_and_query_goes_through_it(tmp_path: Path) -> None:
         _, stderr = service.communicate(timeout=30)
     assert service.returncode == 0, stderr
     assert not (tmp_path / "var" / "clicktrail" / "clicktrail-service.json").exists()
+
+
+EXPORT = (
+    "date,account,campaign,keyword,display_domain,impression_share,overlap_rate,"
+    "position_above_rate,outranking_share\n"
+    "2026-03-01,acme-google-ads,acme-brand-search,acme shoes,acme.example,0.3,0.4,0.2,0.6\n"
+    "2026-03-01,acme-google-ads,acme-brand-search,acme shoes,rival-shoes.example,0.5,0.5,--,0.5\n"
+)
+MALFORMED = EXPORT + "2026-03-02,acme-google-ads,acme-brand-search,acme,acme.example,0.3,lots,,\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["absent.csv"], 2, "cannot read absent.csv"),
+        (["bad.csv"], 2, "bad.csv: row 4, column 'overlap_rate': 'lots' is not a number"),
+        (["latin1.csv"], 2, "latin1.csv is not UTF-8 text"),
+        (["header.csv"], 2, "header.csv has a header and no rows"),
+        (["good.csv", "--url", "ftp://127.0.0.1"], 2, "--url must be http(s)://HOST[:PORT]"),
+        (["good.csv", "--url", "http://127.0.0.1:9"], 1, "did not answer"),
+    ],
+)
+def test_import_insights_mistakes_get_one_clear_line(
+    args: list[str], code: int, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "good.csv").write_text(EXPORT, encoding="utf-8")
+    (tmp_path / "bad.csv").write_text(MALFORMED, encoding="utf-8")
+    (tmp_path / "latin1.csv").write_bytes(EXPORT.replace("shoes", "chaussures à").encode("latin-1"))
+    (tmp_path / "header.csv").write_text(EXPORT.splitlines()[0] + "\n", encoding="utf-8")
+    result = cli("import-insights", *args, cwd=tmp_path, check=False)
+    assert result.returncode == code, result.stderr
+    assert result.stderr == f"clicktrail: error: {message}\n" or message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_import_insights_posts_to_a_running_edge(tmp_path: Path, store: Store) -> None:
+    """The command against the embedded service: the rows arrive; a malformed file never does."""
+    (tmp_path / "good.csv").write_text(EXPORT, encoding="utf-8")
+    (tmp_path / "bad.csv").write_text(MALFORMED, encoding="utf-8")
+    runtime = EmbeddedRuntime(load_registry(EXAMPLE_CONFIG), store)
+    with serve_in_thread(build_app(runtime)) as base:
+        result = cli("import-insights", "good.csv", "--url", base, cwd=tmp_path)
+        assert result.stdout == f"accepted 2 auction-insights rows from good.csv ({base})\n"
+        published = runtime.bus.published
+        refused = cli("import-insights", "bad.csv", "--url", base, cwd=tmp_path, check=False)
+        assert refused.returncode == 2 and "row 4, column 'overlap_rate'" in refused.stderr
+        assert runtime.bus.published == published
+    rows = store.rows(
+        f"SELECT offender_id, signal, insight_rows FROM {store.database}.brand_conflicts FINAL"
+    )
+    assert rows == [("acme.example", "auction_insights", 1)]
+
+
+def test_replay_takes_a_simulate_directory_and_exports(tmp_path: Path) -> None:
+    """A directory is its events.jsonl then its auction_insights.csv; a bad export stops it."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    (sim / "events.jsonl").write_text("\n".join(MIXED[:4]) + "\n", encoding="utf-8")
+    (sim / "auction_insights.csv").write_text(EXPORT, encoding="utf-8")
+    (tmp_path / "bad.csv").write_text(MALFORMED, encoding="utf-8")
+
+    refused = cli("replay", "bad.csv", cwd=tmp_path, check=False)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "clicktrail: error: bad.csv: row 4, column 'overlap_rate': 'lots' is not a number\n"
+    )
+    empty = cli("replay", str(tmp_path), cwd=tmp_path, check=False)
+    assert empty.returncode == 2 and "without events.jsonl or auction_insights.csv" in empty.stderr
+
+    result = cli("replay", "sim", cwd=tmp_path)
+    assert result.stdout == "read 4, accepted 4, dead-lettered 0; 2 auction-insights rows\n"
+    conflicts = cli(
+        "query",
+        "SELECT offender_id, signal FROM clicktrail.brand_conflicts FINAL "
+        "WHERE offender_kind = 'domain'",
+        "--format",
+        "csv",
+        cwd=tmp_path,
+    )
+    assert conflicts.stdout.splitlines()[1:] == ['"acme.example","auction_insights"']

@@ -120,3 +120,55 @@ def test_processing_keeps_up_while_serving(store: Store) -> None:
         assert runtime.bus.depth() == 0, "the processing task drains the bus while serving"
         client.close()
     assert store.rows(f"SELECT count() FROM {store.database}.impressions") == [(300,)]
+
+
+EXPORT = (
+    "date,account,campaign,keyword,display_domain,impression_share,overlap_rate,"
+    "position_above_rate,outranking_share\n"
+    "2026-03-01,acme-google-ads,acme-brand-search,acme shoes,acme.example,0.3,0.4,0.2,0.6\n"
+    "2026-03-02,acme-google-ads,acme-brand-search,Acme Shoes,www.acme.example,0.2,0.3,0.1,0.7\n"
+    "2026-03-01,acme-google-ads,acme-brand-search,acme shoes,rival-shoes.example,0.5,0.5,0.5,0.5\n"
+)
+CONFLICT_SQL = (
+    "SELECT brand_id, offender_kind, offender_id, signal, keywords, insight_rows, impressions, "
+    "clicks, head_to_head, toDate(first_seen), toDate(last_seen), length(evidence_ids) "
+    "FROM {db}.brand_conflicts FINAL"
+)
+
+
+def import_export(runtime: EmbeddedRuntime, body: str) -> tuple[int, dict[str, object]]:
+    """One serving session (the lifespan processes and flushes on the way out)."""
+    with serve_in_thread(build_app(runtime)) as base:
+        client = Client(base)
+        status, _, answer = client.post("/v1/auction-insights", body.encode(), "text/csv")
+        client.close()
+    return status, orjson.loads(answer)
+
+
+def test_auction_insights_become_a_conflict_counted_once(store: Store) -> None:
+    runtime = EmbeddedRuntime(registry(), store)
+    db = store.database
+    assert import_export(runtime, EXPORT) == (202, {"accepted": 3})
+    first = store.rows(CONFLICT_SQL.format(db=db))
+    assert [row[:9] for row in first] == [
+        ("acme", "domain", "acme.example", "auction_insights", ["acme shoes"], 2, 0, 0, True)
+    ], "the brand's own domain on its brand keyword; the rival's domain is no conflict"
+    assert [str(day) for day in first[0][9:11]] == ["2026-03-01", "2026-03-02"]
+    versions = store.rows(f"SELECT count() FROM {db}.brand_conflicts")
+
+    published = runtime.bus.published
+    malformed = EXPORT + "2026-03-03,acme-google-ads,acme-brand-search,acme,acme.example,2,,,\n"
+    status, answer = import_export(runtime, malformed)
+    assert (status, answer["error"], answer["row"], answer["column"]) == (
+        400,
+        "invalid_export",
+        5,
+        "impression_share",
+    )
+    assert "row 5, column 'impression_share'" in str(answer["message"])
+    assert runtime.bus.published == published, "a refused export publishes nothing"
+
+    assert import_export(runtime, EXPORT) == (202, {"accepted": 3})
+    assert store.rows(CONFLICT_SQL.format(db=db)) == first, "a re-import changes no count"
+    assert store.rows(f"SELECT count() FROM {db}.brand_conflicts") == versions
+    assert store.rows(f"SELECT count() FROM {db}.dead_letters") == [(0,)]

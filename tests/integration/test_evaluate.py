@@ -40,6 +40,8 @@ def test_simulate_then_evaluate(tmp_path: Path) -> None:
     assert isinstance(false_positive_rate, float) and false_positive_rate < 0.01
     assert first["offenders found (recall)"]["value"] >= 0.9
     assert first["offenders found (precision)"]["value"] >= 0.9
+    traced = first["auction-insights domains (precision)"]  # replayed from the export
+    assert traced["value"] == 1.0 and not str(traced["detail"]).startswith("0 of"), traced
     assert "purchase AUC" in first
 
     # Change the truth for one credited conversion: the score must move by exactly one.

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.kafka_helpers import bootstrap, produce
+from tests.integration.kafka_helpers import bootstrap, produce, produce_insights
 from tests.scenarios import attribution as scenario
+
+from clicktrail.processors.brand import parse_auction_insights
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
@@ -88,18 +90,17 @@ def lag(group: str, prefix: str) -> int:
     """Messages not yet committed by the group on the pipeline's consumed topics."""
     from kafka import KafkaAdminClient, KafkaConsumer
 
-    topics = [
-        f"{prefix}.{t}"
-        for t in (
-            "impressions",
-            "clicks",
-            "conversions",
-            "touches",
-            "brand",
-            "labels",
-            "dead_letters",
-        )
-    ]
+    consumed = (
+        "impressions",
+        "clicks",
+        "conversions",
+        "auction_insights",
+        "touches",
+        "brand",
+        "labels",
+        "dead_letters",
+    )
+    topics = [f"{prefix}.{t}" for t in consumed]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap())
     consumer = KafkaConsumer(bootstrap_servers=bootstrap())
     try:
@@ -228,3 +229,52 @@ def test_two_workers_split_the_partitions_and_match_one(setup: tuple[Path, str, 
     reports = [first.report(), second.report()]
     assert all(r["raw"]["impressions"] > 0 for r in reports), "each worker owns partitions"
     check(merged(reports), scenario.FILLER, [])
+
+
+BRANDED = {
+    **scenario.REGISTRY,
+    "brands": {
+        "acme": {
+            "advertiser": "acme",
+            "terms": ["acme"],
+            "official_domains": ["acme.example"],
+            "official_campaigns": ["cmp"],
+            "official_accounts": ["acme-ads"],
+        }
+    },
+}
+EXPORT = (
+    "date,account,campaign,keyword,display_domain,impression_share,overlap_rate,"
+    "position_above_rate,outranking_share\n"
+    "2026-03-01,acme-ads,cmp,acme shoes,acme.example,0.3,0.4,0.2,0.6\n"
+    "2026-03-02,acme-ads,cmp,Acme Shoes,acme.example,0.2,0.3,0.1,0.7\n"
+    "2026-03-03,acme-ads,cmp,acme,acme.example,0.2,0.3,0.1,0.7\n"
+    "2026-03-01,acme-ads,cmp,acme shoes,rival.example,0.5,0.5,0.5,0.5\n"
+)
+
+
+def test_auction_insights_rows_become_conflicts_once(tmp_path: Path) -> None:
+    """The same export produced twice: one count per row, on the worker owning the keyword."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = tmp_path / "registry.yaml"
+    config.write_text(yaml.safe_dump(BRANDED), encoding="utf-8")
+    worker = Worker(tmp_path, "w1", prefix, config).start()
+    try:
+        rows = parse_auction_insights(EXPORT)
+        produce_insights(bootstrap(), [*rows, *rows], prefix)
+        wait_until_settled(prefix, prefix)
+    finally:
+        worker.stop()
+    code = (
+        "import json; from clicktrail.sinks.store import Store; "
+        f"s = Store({worker.store!r}, 'clicktrail'); "
+        "print(json.dumps(s.rows('SELECT offender_id, signal, keywords, insight_rows "
+        "FROM clicktrail.brand_conflicts FINAL ORDER BY keywords')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == [
+        ["acme.example", "auction_insights", ["acme"], 1],
+        ["acme.example", "auction_insights", ["acme shoes"], 2],
+    ]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from clicktrail.contracts import EVENT_ADAPTER, Click, Conversion, Impression
+from clicktrail.contracts import EVENT_ADAPTER, AuctionInsight, Click, Conversion, Impression
 
 CLICK = {
     "type": "click",
@@ -95,3 +95,48 @@ class TestConversion:
     def test_country_is_upper_cased(self) -> None:
         conversion = EVENT_ADAPTER.validate_python({**self.BASE, "user": {"country": "de"}})
         assert conversion.user.country == "DE"
+
+
+class TestAuctionInsight:
+    ROW = {
+        "date": "2026-03-01",
+        "account": "acme-google-ads",
+        "campaign": "acme-brand-search",
+        "keyword": "acme shoes",
+        "display_domain": "Acme.example",
+        "impression_share": 0.3,
+    }
+
+    def test_the_id_is_derived_from_the_row_identity(self) -> None:
+        row = AuctionInsight.model_validate(self.ROW)
+        same = AuctionInsight.model_validate({**self.ROW, "impression_share": 0.9})
+        other_day = AuctionInsight.model_validate({**self.ROW, "date": "2026-03-02"})
+        assert row.insight_id is not None and row.insight_id.startswith("ai-")
+        assert same.insight_id == row.insight_id != other_day.insight_id
+        assert row.display_domain == "acme.example"
+
+    def test_a_given_id_must_be_the_derived_one(self) -> None:
+        row = AuctionInsight.model_validate(self.ROW)
+        assert AuctionInsight.model_validate({**self.ROW, "insight_id": row.insight_id}) == row
+        with pytest.raises(ValidationError, match="insight_id does not match"):
+            AuctionInsight.model_validate({**self.ROW, "insight_id": "ai-0"})
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"overlap_rate": 1.2}, "overlap_rate"),
+            ({"keyword": "  "}, "keyword"),
+            ({"display_domain": "https://acme.example/"}, "display_domain"),
+            ({"date": "2026-03-01T10:00:00Z"}, "date"),
+            ({"colour": "red"}, "colour"),
+        ],
+    )
+    def test_refuses_what_an_export_row_cannot_be(
+        self, change: dict[str, object], field: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=field):
+            AuctionInsight.model_validate({**self.ROW, **change})
+
+    def test_its_time_is_the_start_of_the_day_in_utc(self) -> None:
+        row = AuctionInsight.model_validate(self.ROW)
+        assert row.ts == datetime(2026, 3, 1, tzinfo=UTC)

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from clicktrail.bus.topics import CLICKS, CONVERSIONS, DEAD_LETTERS, IMPRESSIONS
+from clicktrail.bus.topics import AUCTION_INSIGHTS, CLICKS, CONVERSIONS, DEAD_LETTERS, IMPRESSIONS
 from clicktrail.config import Registry, parse_registry
-from clicktrail.contracts import Click, Conversion, DeadLetter, Impression
+from clicktrail.contracts import AuctionInsight, Click, Conversion, DeadLetter, Impression
 from clicktrail.edge.app import EdgeApp, build_edge
 from clicktrail.edge.backend import BusBackend
 from clicktrail.edge.pixel import GIF
@@ -499,6 +499,78 @@ class TestBatch:
     ) -> None:
         answer = edge.call("POST", "/v1/events", headers=headers, body=body)
         assert (answer.status, answer.json()["error"]) == (status, reason)
+
+
+# ----------------------------------------------------------- auction insights
+
+CSV = (b"content-type", b"text/csv; charset=utf-8")
+EXPORT = (
+    "date,account,campaign,keyword,display_domain,impression_share,overlap_rate,"
+    "position_above_rate,outranking_share\n"
+    "2026-03-01,acme-google-ads,acme-brand-search,Acme Shoes,acme.example,0.3,0.4,0.2,0.6\n"
+    "2026-03-01,acme-google-ads,acme-brand-search,acme,rival-shoes.example,0.5,0.5,--,0.5\n"
+)
+
+
+class TestAuctionInsights:
+    def test_an_export_is_accepted_whole_and_keyed_by_keyword(self, edge: Edge) -> None:
+        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=EXPORT.encode())
+        assert (answer.status, answer.json()) == (202, {"accepted": 2})
+        assert [(t, k) for t, k, _ in edge.bus.records] == [
+            (AUCTION_INSIGHTS, "acme shoes"),
+            (AUCTION_INSIGHTS, "acme"),
+        ]
+        row = edge.bus.records[0][2]
+        assert isinstance(row, AuctionInsight)
+        assert (row.display_domain, row.position_above_rate) == ("acme.example", 0.2)
+        metrics = edge.get("/metrics").body.decode()
+        assert 'clicktrail_edge_events_total{type="auction_insight"} 2' in metrics
+
+    def test_a_malformed_row_refuses_the_export_and_publishes_nothing(self, edge: Edge) -> None:
+        body = (
+            EXPORT + "2026-03-02,acme-google-ads,acme-brand-search,acme,x.example,0.3,0.3,high,\n"
+        )
+        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=body.encode())
+        assert answer.status == 400
+        assert answer.json() == {
+            "error": "invalid_export",
+            "message": "row 4, column 'position_above_rate': 'high' is not a number",
+            "row": 4,
+            "column": "position_above_rate",
+        }
+        assert edge.bus.records == [], "neither the good rows nor a dead letter"
+
+    @pytest.mark.parametrize(
+        ("headers", "body", "status", "reason"),
+        [
+            ([CSV], b"date,account\n", 400, "invalid_export"),
+            ([CSV], EXPORT.split("\n", maxsplit=1)[0].encode() + b"\n", 400, "empty_export"),
+            ([CSV], b"\xff\xfed\x00a\x00", 400, "invalid_encoding"),
+            ([JSON], EXPORT.encode(), 415, "unsupported_media_type"),
+            ([CSV, (b"content-length", b"999999999")], b"", 413, "payload_too_large"),
+        ],
+    )
+    def test_bad_uploads(
+        self, edge: Edge, headers: list[tuple[bytes, bytes]], body: bytes, status: int, reason: str
+    ) -> None:
+        answer = edge.call("POST", "/v1/auction-insights", headers=headers, body=body)
+        assert (answer.status, answer.json()["error"]) == (status, reason)
+        assert edge.bus.records == []
+
+    def test_a_body_over_the_limit_is_413(self, edge: Edge) -> None:
+        """Counted as it arrives, like the batch endpoint, not only from content-length."""
+        big = EXPORT.encode() * (edge.app.ctx.body_limit // len(EXPORT) + 1)
+        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=big)
+        assert (answer.status, answer.json()["error"]) == (413, "payload_too_large")
+        assert edge.bus.records == []
+
+    def test_a_large_export_is_accepted(self, edge: Edge) -> None:
+        """Above 64 KiB the parse runs in a worker thread; the answer is the same."""
+        line = "2026-03-01,acme-google-ads,acme-brand-search,acme {},acme.example,0.3,0.4,0.2,0.6\n"
+        body = EXPORT + "".join(line.format(i) for i in range(2_000))
+        assert len(body) > 64 << 10
+        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=body.encode())
+        assert (answer.status, answer.json()) == (202, {"accepted": 2_002})
 
 
 # ------------------------------------------------------------ the rest

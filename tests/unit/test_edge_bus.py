@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from clicktrail.bus.codec import deserialize, serialize
 from clicktrail.bus.kafka import KafkaSettings
 from clicktrail.bus.partitioner import murmur2, partition_for
-from clicktrail.bus.topics import CLICKS, CONVERSIONS, DEAD_LETTERS
-from clicktrail.contracts import Click, Conversion, DeadLetter
+from clicktrail.bus.topics import AUCTION_INSIGHTS, CLICKS, CONVERSIONS, DEAD_LETTERS, insight_key
+from clicktrail.contracts import AuctionInsight, Click, Conversion, DeadLetter
 
 
 @given(st.binary(max_size=200))
@@ -38,7 +38,14 @@ def test_records_round_trip_through_json() -> None:
         received_at=datetime(2026, 3, 1, tzinfo=UTC), source="edge:/i.gif", reason="r",
         message="m", payload="GET /i.gif",
     )  # fmt: skip
-    for topic, record in ((CLICKS, click), (CONVERSIONS, conversion), (DEAD_LETTERS, letter)):
+    insight = AuctionInsight(
+        date="2026-03-01", account="a", campaign="c", keyword="Acme Shoes",
+        display_domain="acme.example", impression_share=0.25,
+    )  # fmt: skip
+    for topic, record in (
+        (CLICKS, click), (CONVERSIONS, conversion), (DEAD_LETTERS, letter),
+        (AUCTION_INSIGHTS, insight),
+    ):  # fmt: skip
         data = serialize(record)
         assert b'"type"' in data
         assert deserialize(topic, data) == record
@@ -50,11 +57,23 @@ def test_records_round_trip_through_json() -> None:
         (CLICKS, b"{oops", "not JSON"),
         (CLICKS, b'{"type":"refund"}', "no known record type"),
         (CLICKS, b'{"type":"conversion"}', "does not belong"),
+        (AUCTION_INSIGHTS, b'{"type":"click"}', "does not belong"),
     ],
 )
 def test_bad_messages_raise_value_error(topic: str, data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         deserialize(topic, data)
+
+
+def test_insight_rows_are_keyed_by_their_normalised_keyword() -> None:
+    """Rows of one conflict (brand, domain, normalised keyword) meet on one partition."""
+    row = {"date": "2026-03-01", "account": "a", "campaign": "c", "display_domain": "x.example"}
+    keys = {
+        insight_key(AuctionInsight.model_validate({**row, "keyword": keyword}))
+        for keyword in ("Acme Shoes", "acme  shoes!", "ÁCME shoes")
+    }
+    assert keys == {"acme shoes"}
+    assert insight_key(AuctionInsight.model_validate({**row, "keyword": "++"})) == "++"
 
 
 def test_producer_settings_are_checked_at_construction() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 from pydantic import BaseModel
 
-from clicktrail.bus.topics import EVENT_TOPICS
+from clicktrail.bus.topics import INPUT_TOPICS
 from clicktrail.contracts.catalog import RECORD_TYPES
 
-_TOPIC_TYPES = {topic: event_type for event_type, topic in EVENT_TOPICS.items()}
+_TOPIC_TYPES = {topic: record_type for record_type, topic in INPUT_TOPICS.items()}
 
 
 def serialize(record: BaseModel) -> bytes:

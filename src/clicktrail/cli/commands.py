@@ -66,9 +66,15 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from clicktrail.runtime.replay import ReplayInputError, expand
     from clicktrail.runtime.replay import replay as run_replay
 
-    missing = [f for f in args.files if f != "-" and not Path(f).is_file()]
+    try:
+        files = expand(args.files)
+    except ReplayInputError as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 2
+    missing = [f for f in files if f != "-" and not Path(f).is_file()]
     if missing:
         print(f"clicktrail: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -85,7 +91,11 @@ def replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    stats = run_replay(runtime, args.files, progress)
+    try:  # exports are parsed before anything runs: a malformed one stores nothing
+        stats = run_replay(runtime, files, progress)
+    except ReplayInputError as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 2
     print(_summary(stats))
     return 0
 
@@ -95,6 +105,8 @@ def _summary(stats: IntakeStats) -> str:
     if stats.reasons:
         reasons = ", ".join(f"{r}: {n}" for r, n in stats.reasons.most_common())
         line += f" ({reasons})"
+    if stats.insight_rows:
+        line += f"; {stats.insight_rows} auction-insights rows"
     return line
 
 
@@ -347,7 +359,8 @@ SELECT brand_id AS brand, offender_id AS offender,
        arrayStringConcat(groupUniqArray(signal), ', ') AS signals,
        arrayStringConcat(arraySlice(arrayDistinct(arrayFlatten(groupArray(keywords))), 1, 3), ', ')
            AS keywords,
-       sum(clicks) AS clicks, sum(impressions) AS impressions, max(head_to_head) AS head_to_head,
+       sum(clicks) AS clicks, sum(impressions) AS impressions,
+       sum(insight_rows) AS insight_rows, max(head_to_head) AS head_to_head,
        round(max(est_cpc_inflation), 3) AS cpc_inflation, round(sum(cost_impact), 2) AS cost_impact,
        ['info', 'warning', 'critical'][max(indexOf(['info', 'warning', 'critical'], severity))]
            AS severity,

@@ -146,11 +146,62 @@ def _add_views(sub: Any) -> None:
         "conflicts",
         help="current brand conflicts by brand and offender, with cost impact",
         description="Read brand_conflicts: per brand and offender, signals, keywords, clicks, "
-        "head-to-head, estimated CPC inflation and cost impact, severity.",
+        "impressions, auction-insights rows, head-to-head, estimated CPC inflation and cost "
+        "impact, severity.",
     )
     _common(conflicts, config=False)
     conflicts.add_argument("--brand", help="only this brand")
     conflicts.set_defaults(handler=commands.conflicts_view)
+
+
+def _add_run_and_replay(sub: Any) -> None:
+    """The embedded runtime: as a service, or over files."""
+    from clicktrail.cli import commands
+
+    run = sub.add_parser(
+        "run",
+        help="run the service: HTTP intake + processing on the embedded runtime",
+        description="Start the tracking service on the embedded runtime (in-process bus, "
+        "ClickHouse via chDB by default). Prints where it listens and a curl to try it.",
+    )
+    _common(run)
+    _models_argument(run)
+    run.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    run.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    run.set_defaults(handler=commands.run)
+
+    replay = sub.add_parser(
+        "replay",
+        help="feed JSONL event files and auction-insights exports through the pipeline",
+        description="Validate and process JSONL files (one event per line, .gz ok, - for "
+        "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed. "
+        "A .csv file is an auction-insights export (parsed whole first: a malformed one "
+        "stops the run); a 'clicktrail simulate' directory stands for its events.jsonl "
+        "followed by its auction_insights.csv.",
+    )
+    _common(replay)
+    _models_argument(replay)
+    replay.add_argument(
+        "files", nargs="+", metavar="FILE", help="events .jsonl[.gz], export .csv, a DIR or -"
+    )
+    replay.set_defaults(handler=commands.replay)
+
+
+def _add_import_insights(sub: Any) -> None:
+    """Advertisers' auction-insights exports into a running service."""
+    from clicktrail.cli import insights
+
+    parser = sub.add_parser(
+        "import-insights",
+        help="send an auction-insights export (CSV) to a running service",
+        description=insights.DESCRIPTION,
+        epilog=insights.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    insights.add_arguments(parser)
+    parser.set_defaults(handler=insights.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,30 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser(
-        "run",
-        help="run the service: HTTP intake + processing on the embedded runtime",
-        description="Start the tracking service on the embedded runtime (in-process bus, "
-        "ClickHouse via chDB by default). Prints where it listens and a curl to try it.",
-    )
-    _common(run)
-    _models_argument(run)
-    run.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
-    )
-    run.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
-    run.set_defaults(handler=commands.run)
-
-    replay = sub.add_parser(
-        "replay",
-        help="feed JSONL event files through the pipeline",
-        description="Validate and process JSONL files (one event per line, .gz ok, - for "
-        "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed.",
-    )
-    _common(replay)
-    _models_argument(replay)
-    replay.add_argument("files", nargs="+", metavar="FILE")
-    replay.set_defaults(handler=commands.replay)
+    _add_run_and_replay(sub)
+    _add_import_insights(sub)
 
     query = sub.add_parser(
         "query",

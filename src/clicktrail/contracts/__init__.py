@@ -16,6 +16,7 @@ from clicktrail.contracts.events import (
     Impression,
     UserContext,
 )
+from clicktrail.contracts.insights import AuctionInsight
 from clicktrail.contracts.protocols import Processor, Sink, SinkBackpressure, StateStore
 from clicktrail.contracts.records import (
     Alert,
@@ -40,6 +41,7 @@ __all__ = [
     "AnyEvent",
     "AttributedConversion",
     "AttributionModel",
+    "AuctionInsight",
     "BrandConflict",
     "Channel",
     "Click",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from clicktrail.contracts.events import Click, Conversion, Impression
+from clicktrail.contracts.insights import AuctionInsight
 from clicktrail.contracts.internal import ResolvedConversion, Touch
 from clicktrail.contracts.records import (
     Alert,
@@ -20,6 +21,7 @@ PUBLIC_RECORDS: dict[str, type[BaseModel]] = {
     "impression": Impression,
     "click": Click,
     "conversion": Conversion,
+    "auction_insight": AuctionInsight,
     "attributed_conversion": AttributedConversion,
     "fraud_verdict": FraudVerdict,
     "brand_conflict": BrandConflict,

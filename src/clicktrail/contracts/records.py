@@ -118,6 +118,9 @@ class BrandConflict(Contract):
     last_seen: EventTime
     impressions: int = Field(0, ge=0)
     clicks: int = Field(0, ge=0)
+    insight_rows: int = Field(
+        0, ge=0, description="Auction-insights rows (day x keyword x account) showing the offender"
+    )
     head_to_head: bool = False
     est_cpc_inflation: float | None = Field(None, description="Relative CPC increase, 0.25 = +25%")
     cost_impact: Money | None = None

@@ -31,6 +31,7 @@ from clicktrail.edge.click import ClickRedirect
 from clicktrail.edge.context import Clock, EdgeContext
 from clicktrail.edge.endpoint import Endpoint
 from clicktrail.edge.health import Health, Metrics, Ready
+from clicktrail.edge.insights import AuctionInsightsImport
 from clicktrail.edge.pixel import ImpressionPixel
 from clicktrail.edge.postback import ConversionPixel, Postback
 from clicktrail.edge.query import QUERY_TOKEN_ENV, Query
@@ -135,6 +136,7 @@ def tracking_routes(ctx: EdgeContext) -> list[EdgeRoute]:
         EdgeRoute("/postback", ("GET", "POST"), Postback(ctx), hot=True),
         EdgeRoute("/cv.gif", ("GET",), ConversionPixel(ctx), hot=True),
         EdgeRoute("/v1/events", ("POST",), BatchIntake(ctx)),
+        EdgeRoute("/v1/auction-insights", ("POST",), AuctionInsightsImport(ctx)),
         EdgeRoute("/healthz", ("GET",), Health(ctx)),
         EdgeRoute("/readyz", ("GET",), Ready(ctx)),
         EdgeRoute("/metrics", ("GET",), Metrics(ctx)),

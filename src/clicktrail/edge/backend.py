@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -17,7 +18,7 @@ import structlog
 from clicktrail.bus.base import Producer
 from clicktrail.bus.kafka import KafkaBus
 from clicktrail.config import Registry
-from clicktrail.contracts import AnyEvent
+from clicktrail.contracts import AnyEvent, AuctionInsight
 from clicktrail.edge.metrics import EdgeMetrics
 from clicktrail.processors.intake import Rejection
 from clicktrail.runtime.embedded import EmbeddedRuntime
@@ -41,6 +42,8 @@ class EdgeBackend(Protocol):
     def submit_raw(self, raw: bytes, source: str) -> AnyEvent | Rejection: ...
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> None: ...
+
+    def submit_insights(self, rows: Sequence[AuctionInsight]) -> int: ...
 
     def bind(self, metrics: EdgeMetrics) -> None: ...
 
@@ -73,6 +76,9 @@ class BusBackend:
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> None:
         self.gate.reject(rejection, raw, source)
+
+    def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
+        return self.gate.submit_insights(rows)
 
     async def start(self) -> None:
         return None
@@ -159,6 +165,9 @@ class EmbeddedBackend:
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> None:
         self.gate.reject(rejection, raw, source)
+
+    def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
+        return self.gate.submit_insights(rows)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._process_periodically(), name="edge-processing")

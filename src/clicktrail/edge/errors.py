@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 
 
 class EdgeError(Exception):
-    """A request the edge refuses; ``recorded`` once its dead letter has been written."""
+    """A request the edge refuses; ``recorded`` once its dead letter has been written.
 
-    def __init__(self, status: int, reason: str, message: str, *, recorded: bool = False) -> None:
+    ``details`` adds machine-readable fields to the answer (e.g. the row and column of a
+    malformed upload), beside ``error`` and ``message``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        recorded: bool = False,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.recorded = recorded
+        self.details = dict(details or {})
 
 
-def error_body(reason: str, message: str) -> bytes:
-    return orjson.dumps({"error": reason, "message": message})
+def error_body(reason: str, message: str, details: Mapping[str, object] | None = None) -> bytes:
+    return orjson.dumps({"error": reason, "message": message, **(details or {})})

@@ -45,7 +45,8 @@ def json_reply(status: int, data: object, headers: Headers | None = None) -> Rep
 
 
 def error_reply(error: EdgeError) -> Reply:
-    return Reply(error.status, error_body(error.reason, error.message), [JSON_TYPE, *NO_CACHE])
+    body = error_body(error.reason, error.message, error.details)
+    return Reply(error.status, body, [JSON_TYPE, *NO_CACHE])
 
 
 def text_reply(status: int, text: str, content_type: bytes | None = None) -> Reply:

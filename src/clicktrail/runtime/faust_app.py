@@ -1,13 +1,14 @@
 """The Faust runtime: the same :class:`Pipeline` as the embedded runner, on Kafka.
 
 Three agents, as three keyed stages: the event stage consumes impressions,
-clicks and conversions (keyed by click / impression id) and forwards touches and
-resolved conversions to the touches topic keyed by user, and the events that may
-concern a brand to the brand topic keyed by brand; the user stage attributes;
-the brand stage watches brand bidding; attributed conversions go back to their
-click's partition on the labels topic, where the per-action models learn from
-them. A fifth agent stores dead letters. The models are checkpointed to the data
-directory on a timer and restored at start. Agents work in batches
+clicks and conversions (keyed by click / impression id) and imported
+auction-insights rows, and forwards touches and resolved conversions to the
+touches topic keyed by user, and what may concern a brand to the brand topic
+keyed by brand; the user stage attributes; the brand stage watches brand
+bidding; attributed conversions go back to their click's partition on the
+labels topic, where the per-action models learn from them. A fifth agent stores
+dead letters. The models are checkpointed to the data directory on a timer and
+restored at start. Agents work in batches
 (``take_events``) and write to ClickHouse before the batch is acknowledged, so
 offsets are committed only for stored work; the sink drops rows a redelivered
 message would write twice. Scale out with partitions and worker processes.
@@ -31,6 +32,7 @@ from pydantic import BaseModel
 
 from clicktrail.bus.codec import deserialize, serialize
 from clicktrail.bus.topics import (
+    AUCTION_INSIGHTS,
     BRAND,
     CLICKS,
     CONVERSIONS,
@@ -42,11 +44,8 @@ from clicktrail.bus.topics import (
 )
 from clicktrail.config import Registry
 from clicktrail.contracts import (
-    AnyEvent,
     AttributedConversion,
-    Click,
     DeadLetter,
-    Impression,
     StateStore,
 )
 from clicktrail.runtime.checkpoints import ModelCheckpoint
@@ -55,6 +54,8 @@ from clicktrail.runtime.pipeline import (
     BRAND_STAGE_STATE,
     STATE_NAMES,
     USER_STAGE_STATE,
+    BrandInput,
+    EventStageInput,
     Forwarded,
     Pipeline,
 )
@@ -156,7 +157,7 @@ class FaustRuntime:
         self.pipeline = Pipeline(registry, stores=self._store, models=models)
         self._models_src = f"models:{settings.app_id}:{socket.gethostname()}"
         self.alerts = AlertService(registry.alerts, state=self._store(ALERT_STATE))
-        self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS)
+        self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS, AUCTION_INSIGHTS)
         self.touches_topic = self._raw_topic(TOUCHES)
         self.brand_topic = self._raw_topic(BRAND)
         self.labels_topic = self._raw_topic(LABELS)
@@ -201,12 +202,12 @@ class FaustRuntime:
             self.settings.batch_size, self.settings.batch_seconds
         ):
             forwards: list[Forwarded] = []
-            brand: list[tuple[str, Impression | Click]] = []
+            brand: list[tuple[str, BrandInput]] = []
             for event in batch:
                 _current_event.set(weakref.ref(event))
                 src, offset = _origin(event)
                 try:
-                    record: AnyEvent = deserialize(event.message.topic, event.value)  # type: ignore[assignment]
+                    record: EventStageInput = deserialize(event.message.topic, event.value)  # type: ignore[assignment]
                 except ValueError as error:
                     self.sink.add(_poison(event.message.topic, error, event.value), src, offset)
                     continue
@@ -264,7 +265,7 @@ class FaustRuntime:
                 src, offset = _origin(event)
                 try:
                     record = deserialize(BRAND, event.value)
-                    if not isinstance(record, Impression | Click):
+                    if not isinstance(record, BrandInput):
                         raise ValueError(f"a {type(record).__name__} does not belong on {BRAND}")
                 except ValueError as error:
                     self.sink.add(_poison(BRAND, error, event.value), src, offset)

@@ -1,16 +1,24 @@
 """The intake gate: validate input and publish it, events to their topics, refusals to the
-dead-letter topic. The edge, replay and the embedded runtime all submit through a gate.
+dead-letter topic, parsed auction-insights exports to theirs. The edge, replay and the
+embedded runtime all submit through a gate.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from clicktrail.bus.base import Producer
-from clicktrail.bus.topics import DEAD_LETTERS, partition_key, topic_for
-from clicktrail.contracts import AnyEvent
+from clicktrail.bus.topics import (
+    AUCTION_INSIGHTS,
+    DEAD_LETTERS,
+    insight_key,
+    partition_key,
+    topic_for,
+)
+from clicktrail.contracts import AnyEvent, AuctionInsight
 from clicktrail.processors.intake import Intake, Rejection
 
 
@@ -20,6 +28,7 @@ class IntakeStats:
     accepted: int = 0
     dead_lettered: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    insight_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -27,6 +36,7 @@ class IntakeStats:
             "accepted": self.accepted,
             "dead_lettered": self.dead_lettered,
             "reasons": dict(self.reasons),
+            "insight_rows": self.insight_rows,
         }
 
 
@@ -43,6 +53,14 @@ class IntakeGate:
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
         """One already-decoded JSON value."""
         return self._settle(self.intake.validate(data), data, source)
+
+    def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
+        """Publish a whole parsed export; parsing every row first is what makes an import
+        all or nothing. Returns the rows published."""
+        for row in rows:
+            self.producer.publish(AUCTION_INSIGHTS, insight_key(row), row)
+        self.stats.insight_rows += len(rows)
+        return len(rows)
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> Rejection:
         """Dead-letter input refused before it could be parsed (e.g. a bad request body)."""

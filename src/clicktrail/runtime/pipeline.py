@@ -6,7 +6,8 @@ click it knows, and scores clicks with the per-action models, which learn from
 the attributed conversions routed back to it by click id; the *user stage*
 (keyed by user) attributes and judges the conversions it matched by user; the
 *brand stage* (keyed by brand) watches brand bidding, so one brand's auctions
-meet in one place. The embedded runtime calls them in a row; the Faust app runs
+meet in one place; auction-insights rows imported from advertisers' exports
+join them there. The embedded runtime calls them in a row; the Faust app runs
 them as agents joined by the touches, brand and labels topics. State comes from
 ``stores`` (a dict per name here, a Faust Table per name there).
 """
@@ -24,6 +25,7 @@ from clicktrail.config.registry import AttributionSettings
 from clicktrail.contracts import (
     AnyEvent,
     AttributedConversion,
+    AuctionInsight,
     Click,
     Conversion,
     FraudVerdict,
@@ -40,8 +42,10 @@ from clicktrail.processors.models import ActionModels
 from clicktrail.processors.models.online import OnlineModels
 
 Forwarded = Touch | ResolvedConversion
+EventStageInput = AnyEvent | AuctionInsight
+BrandInput = Impression | Click | AuctionInsight
 StoreFactory = Callable[[str], StateStore]
-BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen")
+BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen", "insights_seen")
 STATE_NAMES = (
     "dedup", "clicks", "pending", "paths", "conversions", "waiting", "model_pending",
     *FRAUD_STATE, *BRAND_STAGE_STATE,
@@ -49,6 +53,9 @@ STATE_NAMES = (
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 JUDGED_IN_EVENT_STAGE = ("found",)  # the others are judged where the user stage credits them
+INSIGHTS_WINDOW = timedelta(days=400)
+"""How long an imported auction-insights row is remembered: exports cover weeks or months
+and are imported again when they overlap, long after the 7 days events are kept for."""
 
 
 def memory_stores(name: str) -> StateStore:
@@ -59,7 +66,7 @@ def memory_stores(name: str) -> StateStore:
 class StageResult:
     stored: list[BaseModel] = field(default_factory=list)
     forwarded: list[Forwarded] = field(default_factory=list)
-    brand: list[tuple[str, Impression | Click]] = field(default_factory=list)
+    brand: list[tuple[str, BrandInput]] = field(default_factory=list)
     """Events for the brand stage, with the brand they are keyed by."""
 
 
@@ -73,6 +80,7 @@ class Pipeline:
         """``models``: learned state restored from a checkpoint (fresh when None)."""
         self.registry = registry
         self.dedup = Dedup(stores("dedup"))
+        self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
         self.clicks = ClickResolver(stores("clicks"), stores("pending"), grace_for=self._grace)
         self.attributor = Attributor(
             stores("paths"),
@@ -98,12 +106,15 @@ class Pipeline:
 
     # -- event stage ---------------------------------------------------------------------
 
-    def on_event(self, event: AnyEvent, origin: str) -> StageResult:
+    def on_event(self, event: EventStageInput, origin: str) -> StageResult:
+        if isinstance(event, AuctionInsight):
+            key = self.brand.route(event)
+            return StageResult(brand=[(key, event)] if key is not None else [])
         if not self.dedup.admit(event.event_id, event.ts, origin):
             return StageResult()
         self.watermark = max(self.watermark, event.ts)
         stored: list[BaseModel] = [event]
-        brand: list[tuple[str, Impression | Click]] = []
+        brand: list[tuple[str, BrandInput]] = []
         if isinstance(event, Click):
             judged = self.fraud.on_click(event)
             stored += judged
@@ -156,6 +167,7 @@ class Pipeline:
         """Forget state past its retention: sweeps over every key, so run it rarely."""
         return (
             self.dedup.expire(self.watermark)
+            + self.insights_seen.expire(self.watermark)
             + self.clicks.forget(self.watermark)
             + self.attributor.expire(self.watermark)
             + self.fraud.expire(self.watermark)
@@ -192,12 +204,22 @@ class Pipeline:
 
     # -- brand stage ---------------------------------------------------------------------
 
-    def on_brand(self, event: Impression | Click, origin: str) -> list[BaseModel]:
-        """Brand conflicts an event changed; an event forwarded twice (a retried event
-        stage) counts once, as its second copy arrives from another message."""
-        if not self.brand_seen.admit(event.event_id, event.ts, origin):
+    def on_brand(self, item: BrandInput, origin: str) -> list[BaseModel]:
+        """Brand conflicts an event or export row changed; an event forwarded twice (a
+        retried event stage) counts once, as its second copy arrives from another message."""
+        if isinstance(item, AuctionInsight):
+            return self._insight(item, origin)
+        if not self.brand_seen.admit(item.event_id, item.ts, origin):
             return []
-        return list(self.brand(event))
+        return list(self.brand(item))
+
+    def _insight(self, row: AuctionInsight, origin: str) -> list[BaseModel]:
+        """Counted once however often its export is imported; a report row is not stream
+        time, so it leaves the watermark alone. It is remembered from the later of its day
+        and the watermark, so an old row imported today is not forgotten at once."""
+        if not self.insights_seen.admit(row.row_id, max(row.ts, self.watermark), origin):
+            return []
+        return list(self.brand(row))
 
     # -- user stage ----------------------------------------------------------------------
 

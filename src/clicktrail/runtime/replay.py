@@ -1,9 +1,13 @@
-"""Feed JSONL files through the embedded runtime, in file order, with progress."""
+"""Feed JSONL event files and auction-insights exports through the embedded runtime, in
+order, with progress. A simulator output directory stands for its events followed by its
+export (a daily report comes after the traffic it describes).
+"""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import sys
 import time
 import uuid
@@ -11,11 +15,52 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from clicktrail.contracts import AuctionInsight
+from clicktrail.processors.brand import AuctionInsightsError, parse_auction_insights
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeStats
 
 PROCESS_EVERY = 5_000
 Progress = Callable[[IntakeStats, float], None]
+SIMULATION_FILES = ("events.jsonl", "auction_insights.csv")
+INSIGHTS_SUFFIXES = (".csv", ".csv.gz")
+
+
+class ReplayInputError(ValueError):
+    """An input that cannot be replayed; the message names the file."""
+
+
+def expand(paths: list[str]) -> list[str]:
+    """Directories replaced by the simulator files they hold, in replay order."""
+    out: list[str] = []
+    for path in paths:
+        directory = Path(path)
+        if path == "-" or not directory.is_dir():
+            out.append(path)
+            continue
+        found = [str(directory / name) for name in SIMULATION_FILES if (directory / name).is_file()]
+        if not found:
+            raise ReplayInputError(f"{path} is a directory without {' or '.join(SIMULATION_FILES)}")
+        out += found
+    return out
+
+
+def is_insights(path: str) -> bool:
+    return path.endswith(INSIGHTS_SUFFIXES)
+
+
+def read_insights(path: str) -> list[AuctionInsight]:
+    """A whole export, parsed before anything is replayed: a malformed one stops the run
+    with its row and column instead of leaving half of it behind."""
+    try:
+        with _open(path) as stream:
+            return parse_auction_insights(io.TextIOWrapper(stream, "utf-8-sig", newline=""))
+    except AuctionInsightsError as error:
+        raise ReplayInputError(f"{path}: {error}") from None
+    except UnicodeDecodeError:
+        raise ReplayInputError(f"{path}: not UTF-8 text") from None
+    except (OSError, EOFError) as error:  # unreadable, or a broken .gz
+        raise ReplayInputError(f"{path}: cannot read it: {error}") from None
 
 
 def _open(path: str) -> BinaryIO:
@@ -55,10 +100,15 @@ def replay(
     progress: Progress | None = None,
     progress_every: float = 2.0,
 ) -> IntakeStats:
+    exports = {path: read_insights(path) for path in paths if is_insights(path)}
     started = last = time.monotonic()
     for path in paths:
         name = "stdin" if path == "-" else Path(path).name
         runtime.bus.begin_source(source_id(path))
+        if path in exports:
+            runtime.gate.submit_insights(exports[path])
+            runtime.process()
+            continue
         for number, line in read_lines(path):
             runtime.submit_raw(line, f"replay:{name}:{number}")
             if runtime.stats.read % PROCESS_EVERY == 0:

@@ -7,7 +7,6 @@ auction-insights rows, and forwards the ``BrandConflict`` records it returns.
 
 from clicktrail.processors.brand.auction_insights import (
     AuctionInsightsError,
-    InsightRow,
     parse_auction_insights,
 )
 from clicktrail.processors.brand.conflicts import SeverityPolicy, conflict_id, should_alert
@@ -23,7 +22,6 @@ __all__ = [
     "BrandConflictDetector",
     "BrandMatcher",
     "Hit",
-    "InsightRow",
     "SeverityPolicy",
     "SignalRules",
     "conflict_id",

@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
+
+from pydantic import ValidationError
 
 from clicktrail.config.registry import Registry
+from clicktrail.contracts import AuctionInsight
 from clicktrail.processors.brand.matching import BrandMatcher, domain_of, normalize
 from clicktrail.processors.brand.signals import Hit
 
@@ -37,72 +39,75 @@ NOT_APPLICABLE = ("", "--")
 class AuctionInsightsError(ValueError):
     """A malformed export; the message names the row (1 = header) and the column."""
 
+    def __init__(self, message: str, row: int, column: str | None = None) -> None:
+        super().__init__(message)
+        self.row = row
+        self.column = column
 
-@dataclass(frozen=True, slots=True)
-class InsightRow:
-    row: int
-    date: date
-    account: str
-    campaign: str
-    keyword: str
-    display_domain: str
-    impression_share: float | None
-    overlap_rate: float | None
-    position_above_rate: float | None
-    outranking_share: float | None
+
+def _fail(row: int, column: str, problem: str) -> AuctionInsightsError:
+    return AuctionInsightsError(f"row {row}, column {column!r}: {problem}", row, column)
 
 
 def _rate(value: str, row: int, column: str) -> float | None:
     if value in NOT_APPLICABLE:
         return None
     try:
-        rate = float(value)
+        return float(value)
     except ValueError:
-        raise AuctionInsightsError(
-            f"row {row}, column {column!r}: {value!r} is not a number"
-        ) from None
-    if not 0.0 <= rate <= 1.0:
-        raise AuctionInsightsError(f"row {row}, column {column!r}: {rate} is not in [0, 1]")
-    return rate
+        raise _fail(row, column, f"{value!r} is not a number") from None
 
 
-def parse_auction_insights(text: str | Iterable[str]) -> list[InsightRow]:
-    """Rows of an auction-insights CSV (header required, columns as exported)."""
+def _day(value: str, row: int) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(row, "date", f"{value!r} is not YYYY-MM-DD") from None
+
+
+def _record(cells: dict[str, str], row: int) -> AuctionInsight:
+    """Cells as text -> the contract, which checks ranges, lengths and emptiness."""
+    domain = domain_of(cells["display_domain"])
+    if domain is None or "." not in domain:
+        raise _fail(row, "display_domain", f"{cells['display_domain']!r} is not a domain")
+    try:
+        return AuctionInsight(
+            date=_day(cells["date"], row),
+            account=cells["account"],
+            campaign=cells["campaign"],
+            keyword=cells["keyword"],
+            display_domain=domain,
+            **{column: _rate(cells[column], row, column) for column in RATES},
+        )
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        column = str(first["loc"][0]) if first["loc"] else "?"
+        raise _fail(row, column, str(first["msg"]).removeprefix("Value error, ")) from None
+
+
+def parse_auction_insights(text: str | Iterable[str]) -> list[AuctionInsight]:
+    """Every row of an auction-insights CSV (header required, columns as exported), or an
+    :class:`AuctionInsightsError` for the first malformed one: an export is used whole."""
     lines = io.StringIO(text) if isinstance(text, str) else text
     reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != COLUMNS:
-        raise AuctionInsightsError(f"row 1: header must be {','.join(COLUMNS)}; got {header}")
-    rows = []
-    for number, values in enumerate(reader, start=2):
-        if not values:
-            continue
-        if len(values) != len(COLUMNS):
+    try:
+        header = next(reader, None)
+        if header is None or tuple(h.strip().lstrip("\ufeff") for h in header) != COLUMNS:
             raise AuctionInsightsError(
-                f"row {number}: expected {len(COLUMNS)} columns, got {len(values)}"
+                f"row 1: header must be {','.join(COLUMNS)}; got {header}", 1
             )
-        cells = dict(zip(COLUMNS, (v.strip() for v in values), strict=True))
-        for column in COLUMNS[1:5]:
-            if not cells[column]:
-                raise AuctionInsightsError(f"row {number}, column {column!r}: empty")
-        try:
-            day = date.fromisoformat(cells["date"])
-        except ValueError:
-            raise AuctionInsightsError(
-                f"row {number}, column 'date': {cells['date']!r} is not YYYY-MM-DD"
-            ) from None
-        domain = domain_of(cells["display_domain"])
-        if domain is None or "." not in domain:
-            raise AuctionInsightsError(
-                f"row {number}, column 'display_domain': {cells['display_domain']!r} "
-                "is not a domain"
-            )
-        rates = [_rate(cells[c], number, c) for c in RATES]
-        rows.append(
-            InsightRow(
-                number, day, cells["account"], cells["campaign"], cells["keyword"], domain, *rates
-            )
-        )
+        rows = []
+        for number, values in enumerate(reader, start=2):
+            if not values:
+                continue
+            if len(values) != len(COLUMNS):
+                raise AuctionInsightsError(
+                    f"row {number}: expected {len(COLUMNS)} columns, got {len(values)}", number
+                )
+            cells = dict(zip(COLUMNS, (v.strip() for v in values), strict=True))
+            rows.append(_record(cells, number))
+    except csv.Error as error:
+        raise AuctionInsightsError(f"row {reader.line_num}: {error}", reader.line_num) from None
     return rows
 
 
@@ -116,8 +121,12 @@ class InsightRule:
             for name in (*brand.official_campaigns, *brand.official_accounts):
                 self._brand_of.setdefault(name, key)
 
-    def __call__(self, row: InsightRow) -> Hit | None:
-        brand = self._brand_of.get(row.campaign) or self._brand_of.get(row.account)
+    def route(self, row: AuctionInsight) -> str | None:
+        """The brand whose official campaign (or account) exported the row."""
+        return self._brand_of.get(row.campaign) or self._brand_of.get(row.account)
+
+    def __call__(self, row: AuctionInsight) -> Hit | None:
+        brand = self.route(row)
         found = self.matcher.domain_brand(row.display_domain)
         if brand is None or found is None or found[0] != brand or not row.impression_share:
             return None
@@ -128,8 +137,8 @@ class InsightRule:
             signal="auction_insights",
             keyword=normalize(row.keyword),
             subject_type="auction_insights",
-            subject_id=f"ai-{row.date.isoformat()}-{row.row}",
-            ts=datetime(row.date.year, row.date.month, row.date.day, tzinfo=UTC),
+            subject_id=row.row_id,
+            ts=row.ts,
             channel="search",
             offender_domain=row.display_domain,
             campaign_id=row.campaign,

@@ -121,6 +121,7 @@ class ConflictBook:
             last_seen=datetime.fromisoformat(entry["last_seen"]),
             impressions=entry["impressions"],
             clicks=entry["clicks"],
+            insight_rows=entry.get("rows", 0),
             head_to_head=cpc.head_to_head > 0 or entry.get("head_to_head", False),
             est_cpc_inflation=inflation,
             cost_impact=cost,

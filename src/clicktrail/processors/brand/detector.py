@@ -12,8 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 from clicktrail.config.registry import Registry
-from clicktrail.contracts import BrandConflict, Click, Conversion, Impression, StateStore
-from clicktrail.processors.brand.auction_insights import InsightRow, InsightRule
+from clicktrail.contracts import (
+    AuctionInsight,
+    BrandConflict,
+    Click,
+    Conversion,
+    Impression,
+    StateStore,
+)
+from clicktrail.processors.brand.auction_insights import InsightRule
 from clicktrail.processors.brand.conflicts import ConflictBook, SeverityPolicy
 from clicktrail.processors.brand.inflation import MIN_SAMPLES, CpcEstimate, CpcLedger
 from clicktrail.processors.brand.matching import normalize
@@ -46,8 +53,10 @@ class BrandConflictDetector:
                 self._official_brand.setdefault(campaign, key)
         self.last_hits: list[Hit] = []
 
-    def __call__(self, item: Impression | Click | Conversion | InsightRow) -> list[BrandConflict]:
-        if isinstance(item, InsightRow):
+    def __call__(
+        self, item: Impression | Click | Conversion | AuctionInsight
+    ) -> list[BrandConflict]:
+        if isinstance(item, AuctionInsight):
             return self.on_insight(item)
         if isinstance(item, Conversion):
             return []
@@ -60,7 +69,8 @@ class BrandConflictDetector:
             self._feed_ledger(event, hits)
         return self._update(hits)
 
-    def on_insight(self, row: InsightRow) -> list[BrandConflict]:
+    def on_insight(self, row: AuctionInsight) -> list[BrandConflict]:
+        """Every call counts a row: callers drop re-imported rows by ``insight_id`` first."""
         hit = self.insights(row)
         self.last_hits = [hit] if hit is not None else []
         if hit is None:
@@ -71,10 +81,12 @@ class BrandConflictDetector:
             self.book.conflicts[key] = entry
         return self._emit(key, entry)
 
-    def route(self, event: Impression | Click) -> str | None:
-        """Repartition key: events with the same brand must reach the same detector state;
-        ``None`` means the event can be skipped."""
-        return self.rules.route(event)
+    def route(self, item: Impression | Click | AuctionInsight) -> str | None:
+        """Repartition key: events and export rows with the same brand must reach the same
+        detector state; ``None`` means the item can be skipped."""
+        if isinstance(item, AuctionInsight):
+            return self.insights.route(item)
+        return self.rules.route(item)
 
     def snapshot(self) -> list[BrandConflict]:
         """Every conflict as it stands now (reports, end of a replay)."""
