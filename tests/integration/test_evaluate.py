@@ -64,7 +64,7 @@ def test_simulate_then_evaluate(tmp_path: Path) -> None:
     )
 
 
-def test_fraud_and_conflicts_views(tmp_path: Path) -> None:
+def test_fraud_conflicts_and_models_views(tmp_path: Path) -> None:
     run("simulate", "--out", "sim", "--events", "8000", "--seed", "11", cwd=tmp_path)
     run("replay", "--config", "sim/registry.yaml", "sim/events.jsonl", cwd=tmp_path)
     fraud = run("fraud", "--limit", "3", cwd=tmp_path).stdout.splitlines()
@@ -83,3 +83,16 @@ def test_fraud_and_conflicts_views(tmp_path: Path) -> None:
     conflicts = run("conflicts", cwd=tmp_path).stdout
     assert "aff-brandjack" in conflicts
     assert "agency-searchpro" not in conflicts, "authorized to bid on the brand"
+
+    models = run("models", "--lift", cwd=tmp_path).stdout
+    quality, _, lifted = models.partition("\n\n")
+    lines = quality.splitlines()
+    assert lines[0].split()[:6] == ["action", "model", "examples", "positives", "base_rate", "auc"]
+    by_action = {line.split()[0]: line.split() for line in lines[2:-1]}
+    assert set(by_action) == {"lead", "signup", "add_to_cart", "purchase", "install"}
+    assert all(int(row[2]) > 0 for row in by_action.values()), "every model learned"
+    assert all("=" in row[-3] or ":" in row[-3] for row in by_action.values())  # top features
+    lift_lines = lifted.splitlines()
+    assert lift_lines[0].split()[:5] == ["action", "clicks", "base_rate", "top_decile_rate", "lift"]
+    lifts = [float(line.split()[4]) for line in lift_lines[2:-1]]
+    assert lifts and max(lifts) > 1.5, "the top decile converts better than the average"

@@ -8,6 +8,7 @@ loopback Kafka broker, a ``clicktrail run`` child process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -17,10 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -162,11 +166,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def postback_latency(samples: int) -> dict[str, Any]:
-    """Time from an accepted conversion to its attributed row answering a query."""
+@contextlib.contextmanager
+def _service(config: str) -> Iterator[str]:
+    """A ``clicktrail run`` child process on a free port with its own store; its base URL."""
     workdir = Path(tempfile.mkdtemp(prefix="ct-bench-"))
-    config = workdir / "registry.yaml"
-    config.write_text(BENCH_CONFIG, encoding="utf-8")
+    (workdir / "registry.yaml").write_text(config, encoding="utf-8")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     service = subprocess.Popen(
@@ -178,7 +182,7 @@ def postback_latency(samples: int) -> dict[str, Any]:
             "--port",
             str(port),
             "--config",
-            str(config),
+            str(workdir / "registry.yaml"),
             "--store",
             f"chdb://{workdir / 'store'}",
         ],
@@ -188,6 +192,24 @@ def postback_latency(samples: int) -> dict[str, Any]:
     )
     try:
         _wait_ready(base)
+        yield base
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=30)
+
+
+def _percentiles(latencies: list[float]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+    return {"samples": len(ordered), "p50_s": at(0.5), "p95_s": at(0.95), "p99_s": at(0.99)}
+
+
+def postback_latency(samples: int) -> dict[str, Any]:
+    """Time from an accepted conversion to its attributed row answering a query."""
+    with _service(BENCH_CONFIG) as base:
         latencies = []
         now = datetime.now(UTC)
         for n in range(samples):
@@ -220,15 +242,101 @@ def postback_latency(samples: int) -> dict[str, Any]:
                     raise TimeoutError("attributed row did not appear within 30 s")
                 time.sleep(0.01)
             latencies.append(time.perf_counter() - sent)
-        latencies.sort()
-        return {
-            "samples": samples,
-            "p50_s": latencies[len(latencies) // 2],
-            "p95_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
-        }
+        return _percentiles(latencies)
+
+
+ALERT_CONFIG = """
+advertisers: {{northwind: {{postback_secret: bench-postback-secret-0123456789}}}}
+brands:
+  northwind:
+    advertiser: northwind
+    terms: [northwind]
+    official_domains: [northwind.example]
+    official_campaigns: [nw-search]
+campaigns:
+  nw-search: {{advertiser: northwind, brand: northwind, channel: search,
+              landing_url: "https://northwind.example/"}}
+  nw-affiliates: {{advertiser: northwind, brand: northwind, channel: affiliate,
+                  landing_url: "https://northwind.example/"}}
+alerts:
+  destinations: {{hook: {{kind: webhook, url: "{url}", secret: bench-webhook-secret}}}}
+  routes: [{{min_severity: info, destinations: [hook]}}]
+"""
+
+
+def alert_latency(samples: int) -> dict[str, Any]:
+    """Time from POSTing an unauthorized brand bid to its signed webhook arriving: intake,
+    brand stage, routing and delivery, each sample a new offender (a new alert)."""
+    arrived: dict[str, float] = {}
+    done = threading.Condition()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            offender = orjson.loads(body)["evidence"]["offender"]
+            with done:
+                arrived.setdefault(offender, time.perf_counter())
+                done.notify_all()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    try:
+        with _service(ALERT_CONFIG.format(url=url)) as base:
+            latencies = []
+            for n in range(samples):
+                offender = f"aff-bench-{n}"
+                bid = {
+                    "type": "impression",
+                    "event_id": f"bi{n}",
+                    "ts": datetime.now(UTC).isoformat(),
+                    "impression_id": f"bm{n}",
+                    "campaign_id": "nw-affiliates",
+                    "partner_id": offender,
+                    "channel": "search",
+                    "keyword": "northwind boots",
+                    "ad_domain": "deals.example",
+                    "user": {"user_id": f"bu{n}"},
+                }
+                sent = time.perf_counter()
+                _post(f"{base}/v1/events", [bid])
+                with done:
+                    if not done.wait_for(
+                        functools.partial(dict.__contains__, arrived, offender), 30
+                    ):
+                        raise TimeoutError("no alert within 30 s")
+                latencies.append(arrived[offender] - sent)
+            return _percentiles(latencies)
     finally:
-        service.send_signal(signal.SIGTERM)
-        service.wait(timeout=30)
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def score_latency(samples: int) -> dict[str, Any]:
+    """``GET /v1/score`` round trips on one keep-alive connection, after some traffic."""
+    import http.client
+
+    with _service(BENCH_CONFIG) as base:
+        _post(f"{base}/v1/events", [orjson.loads(e) for e in synthetic_events(2_000)])
+        connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+        path = "/v1/score?campaign=c3&partner=p7&country=DE&device=mobile&os=android"
+        latencies = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"/v1/score answered {response.status}")
+            latencies.append(time.perf_counter() - started)
+        connection.close()
+        return _percentiles(latencies)
 
 
 def _wait_ready(base: str, timeout: float = 60) -> None:

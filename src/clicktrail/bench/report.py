@@ -146,13 +146,27 @@ def collect(
             )
         )
     if "latency" in parts:
+        progress(f"brand bid -> webhook alert: {samples} samples")
+        alerts = pipeline.alert_latency(samples)
         figures.append(
             Figure(
-                "brand conflict -> alert delivered, p95",
-                None,
-                "",
+                "brand bid event -> alert delivered, p95",
+                alerts["p95_s"],
+                "s",
                 "p95 < 5 s",
-                "not measurable yet: conflicts are detected, alert delivery is not wired in",
+                f"HTTP in, signed webhook out; p50 {alerts['p50_s']:.3f} s, {samples} samples",
+            )
+        )
+        progress(f"GET /v1/score: {samples * 20} requests")
+        scores = pipeline.score_latency(samples * 20)
+        figures.append(
+            Figure(
+                "GET /v1/score, p99",
+                scores["p99_s"] * 1000,
+                "ms",
+                "low latency (bidders)",
+                f"one keep-alive client; p50 {scores['p50_s'] * 1000:.2f} ms, "
+                f"{scores['samples']} requests",
             )
         )
     figures.append(Figure("machine", float(cores), "cores", "", sys.platform))

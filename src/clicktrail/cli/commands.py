@@ -389,3 +389,64 @@ def conflicts_view(args: argparse.Namespace) -> int:
             return 2
         where = f"WHERE brand_id = '{args.brand}'"
     return _view(args, CONFLICTS_VIEW.format(db=args.database, where=where))
+
+
+MODELS_VIEW = """
+SELECT action, model, examples, positives, round(base_rate, 4) AS base_rate,
+       round(auc, 4) AS auc, round(log_loss, 4) AS log_loss,
+       round(calibration_error, 4) AS calibration_error,
+       arrayStringConcat(arraySlice(top_features, 1, {top}), ' ') AS top_features, ts AS as_of
+FROM {db}.model_quality
+ORDER BY ts DESC
+LIMIT 1 BY action
+"""
+
+LIFT_ROWS = """
+SELECT x.action, x.score, c.converted, toFloat64(ifNull(k.cost, 1))
+FROM
+(
+    SELECT click_id, action, score
+    FROM {db}.click_scores
+    ARRAY JOIN mapKeys(scores) AS action, mapValues(scores) AS score
+    WHERE learned
+) AS x
+LEFT JOIN
+(
+    SELECT DISTINCT click_id, action, 1 AS converted
+    FROM {db}.attributed_latest
+    WHERE touch = 'click' AND fraud_action != 'reject'
+) AS c ON x.click_id = c.click_id AND x.action = c.action
+LEFT JOIN (SELECT click_id, cost FROM {db}.clicks) AS k ON x.click_id = k.click_id
+"""
+
+
+def models_view(args: argparse.Namespace) -> int:
+    top = max(1, args.top_features)
+    _view(args, MODELS_VIEW.format(db=args.database, top=top))
+    if args.lift:
+        sys.stdout.write(
+            "\n" + lift_table(_read_only(args, LIFT_ROWS.format(db=args.database), "tsv"))
+        )
+    return 0
+
+
+def lift_table(tsv: bytes) -> str:
+    """Per action: how much better the top score decile converts, and what targeting only
+    the top three deciles would have kept and saved (cost, or clicks without cost)."""
+    from clicktrail.processors.models import lift
+
+    triples: dict[str, list[tuple[float, int, float]]] = {}
+    for line in tsv.decode().splitlines()[1:]:
+        action, score, converted, cost = line.split("\t")
+        triples.setdefault(action, []).append((float(score), int(converted), float(cost)))
+    header = "action\tclicks\tbase_rate\ttop_decile_rate\tlift\tconversions_top3\tspend_saved_top3"
+    rows = [header]
+    for action in sorted(triples):
+        gained = lift(triples[action])
+        if gained is None:
+            continue
+        rows.append(
+            f"{action}\t{gained.clicks}\t{gained.base_rate:.4f}\t{gained.top_decile_rate:.4f}\t"
+            f"{gained.lift:.2f}\t{gained.capture[2]:.3f}\t{gained.spend_saved[2]:.3f}"
+        )
+    return tsv_to_table("\n".join(rows).encode())

@@ -153,6 +153,21 @@ def _add_views(sub: Any) -> None:
     conflicts.add_argument("--brand", help="only this brand")
     conflicts.set_defaults(handler=commands.conflicts_view)
 
+    models = sub.add_parser(
+        "models",
+        help="each per-action model's quality and its strongest features",
+        description="Read model_quality: per action, the latest progressive AUC, log loss, "
+        "calibration error, examples, base rate and the strongest weights. With --lift, "
+        "also how much better the top score decile converts (click_scores against the "
+        "attributed conversions) and the spend that targeting the top deciles would save.",
+    )
+    _common(models, config=False)
+    models.add_argument("--lift", action="store_true", help="add the lift report")
+    models.add_argument(
+        "--top-features", type=int, default=3, help="weights to show (default: %(default)s)"
+    )
+    models.set_defaults(handler=commands.models_view)
+
 
 def _add_run_and_replay(sub: Any) -> None:
     """The embedded runtime: as a service, or over files."""

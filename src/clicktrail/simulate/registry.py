@@ -16,19 +16,22 @@ from clicktrail.simulate.users import BOT_MARKERS, DATACENTER_CIDRS
 from clicktrail.simulate.world import World
 
 ACTIONS = {
-    "lead": {"txid_policy": "update"},
-    "signup": {"txid_policy": "ignore"},
-    "add_to_cart": {"txid_policy": "new"},
-    "purchase": {"txid_policy": "update"},
-    "install": {"txid_policy": "ignore", "min_ctit_seconds": 10},
+    "lead": {"txid_policy": "update", "label_horizon_hours": 2},
+    "signup": {"txid_policy": "ignore", "label_horizon_hours": 2},
+    "add_to_cart": {"txid_policy": "new", "label_horizon_hours": 2},
+    "purchase": {"txid_policy": "update", "label_horizon_hours": 6},
+    "install": {"txid_policy": "ignore", "min_ctit_seconds": 10, "label_horizon_hours": 2},
 }
+"""Label horizons as measured best by ``python -m clicktrail.processors.models.offline``
+(seed 9): a few conversions come later, but a model that waits less is fresher."""
 
 
 def registry_data(world: World) -> dict[str, Any]:
     campaigns = world.campaigns.values()
     return {
         "advertisers": {
-            a.key: {"name": a.name, "postback_secret": a.secret} for a in world.advertisers.values()
+            a.key: {"name": a.name, "postback_secret": a.secret, "actions": list(a.actions)}
+            for a in world.advertisers.values()
         },
         "brands": {
             a.key: {
