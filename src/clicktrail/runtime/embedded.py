@@ -86,9 +86,11 @@ class EmbeddedRuntime:
         self._forward(result.forwarded, src, offset)
 
     def _forward(self, records: Iterable[Forwarded], src: str, offset: int) -> None:
-        origin = f"{src}@{offset}"
-        for record in records:
-            out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
+        """Each record is a message of its own, as on the touches topic: the user stage
+        takes a repeated origin for a redelivery, so a conversion and its status update
+        settled together must not share one (the update would be lost)."""
+        for n, record in enumerate(records):
+            out: list[BaseModel] = self.pipeline.on_forwarded(record, f"{src}@{offset}/{n}")
             self.sink.add_all(out, src, offset)
 
     def close(self, *, end_of_input: bool = False) -> None:
