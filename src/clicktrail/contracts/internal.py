@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from clicktrail.contracts.common import Contract, EventTime, Id
+from clicktrail.contracts.common import Contract, EventTime, Id, ShortText
 from clicktrail.contracts.events import Channel, Click, Conversion, DeviceType, Impression
 
 
@@ -65,6 +65,9 @@ class ResolvedConversion(Contract):
     )
     fraud_action: Literal["ok", "suspicious", "reject"] = Field(
         "ok", description="The conversion's verdict when the click stage could judge it"
+    )
+    fraud_reason: ShortText | None = Field(
+        None, description="The strongest reason of that verdict, when it is not ok"
     )
 
     @property

@@ -62,7 +62,14 @@ class AttributedConversion(Contract):
     model: AttributionModel = AttributionModel.last_click
     weight: float = Field(1.0, ge=0, le=1)
     ctit_seconds: float | None = Field(None, description="Click (or view) to conversion time")
-    fraud_action: Literal["ok", "suspicious", "reject"] = "ok"
+    fraud_action: Literal["ok", "suspicious", "reject"] = Field(
+        "ok", description="The conversion's fraud verdict; status updates keep it"
+    )
+    fraud_reason: ShortText | None = Field(
+        None,
+        description="Strongest reason of that verdict when it is not ok (forged_click_id, "
+        "ctit_too_short, ...), the way Adjust passes {rejection_reason} on",
+    )
     version: int = Field(
         1, ge=1, description="1 when first attributed, +1 per status/amount update"
     )

@@ -86,6 +86,20 @@ class Attributor:
         self.conversions[key] = state
         return _rows(state)
 
+    def mark(self, resolved: ResolvedConversion, fraud_action: str, fraud_reason: str) -> bool:
+        """Keep the verdict of a conversion first credited by this report, so its status
+        updates carry it too. False for an update: its own verdict leaves the
+        conversion's as it was (the flagged rollups change by differences only)."""
+        conversion = resolved.conversion
+        key = _identity(conversion)
+        for candidate in (key, f"{key}|{conversion.event_id}"):
+            state = self.conversions.get(candidate)
+            if state and state["event_id"] == conversion.event_id and state["version"] == 1:
+                marked = {**state, "fraud_action": fraud_action, "fraud_reason": fraud_reason}
+                self.conversions[candidate] = marked
+                return True
+        return False
+
     def _should_wait(self, resolved: ResolvedConversion) -> bool:
         """A conversion matched by user only waits for the grace period: the click that
         really preceded it may still be on its way (a late delivery, another partition,
@@ -151,6 +165,7 @@ class Attributor:
             "payout": conversion.payout,
             "latest_ts": conversion.ts.isoformat(),
             "fraud_action": resolved.fraud_action,
+            "fraud_reason": resolved.fraud_reason,
             "version": 1,
             "previous": None,
             "credited": credited,
@@ -321,6 +336,7 @@ def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
             previous_revenue=previous.get("revenue", 0.0) * row["weight"],
             previous_payout=previous.get("payout", 0.0) * row["weight"],
             fraud_action=state.get("fraud_action", "ok"),
+            fraud_reason=state.get("fraud_reason"),
             **row,
         )
         for row in state["credited"]

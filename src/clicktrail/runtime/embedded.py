@@ -19,7 +19,7 @@ from clicktrail.contracts import AnyEvent
 from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
-from clicktrail.runtime.wiring import build_intake
+from clicktrail.runtime.wiring import build_intake, publish_report_settings
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import Store
 
@@ -45,6 +45,7 @@ class EmbeddedRuntime:
         self.bus = InProcessBus(source)
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
+        publish_report_settings(registry, store)
         self.processed = 0
         self._last: tuple[str, int] | None = None
 

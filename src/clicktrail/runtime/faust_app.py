@@ -36,6 +36,7 @@ from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent, DeadLetter, StateStore
 from clicktrail.runtime.faust_state import FaustState
 from clicktrail.runtime.pipeline import STATE_NAMES, USER_STAGE_STATE, Forwarded, Pipeline
+from clicktrail.runtime.wiring import publish_report_settings
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import StoreError
 
@@ -100,6 +101,7 @@ class FaustRuntime:
     def __init__(self, registry: Registry, sink: ClickHouseSink, settings: WorkerSettings) -> None:
         self.settings = settings
         self.sink = sink
+        publish_report_settings(registry, sink.store)
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",

@@ -111,9 +111,8 @@ class Pipeline:
             if isinstance(record, ResolvedConversion) and record.lookup in JUDGED_IN_EVENT_STAGE:
                 judged = self.fraud.on_conversion(record)
                 verdicts += judged
-                action = _conversion_action(judged, record.conversion.event_id)
-                if action != "ok":
-                    judged_record = record.model_copy(update={"fraud_action": action})
+                if mark := _conversion_mark(judged, record.conversion.event_id):
+                    judged_record = record.model_copy(update=mark)
             out.append(judged_record)
         return verdicts, out
 
@@ -152,12 +151,18 @@ class Pipeline:
     def _judge_credited(
         self, record: ResolvedConversion, rows: list[AttributedConversion]
     ) -> list[BaseModel]:
-        """A conversion matched here (by user, or orphaned) is judged with what it credits."""
+        """A conversion matched here (by user, or orphaned) is judged with what it credits.
+
+        The verdict marks the conversion's rows when it is the conversion's first report;
+        a status update is judged too (its verdict is stored) but its rows keep the
+        conversion's verdict, as they do when the click stage judged it, so the rollups'
+        flagged figures change only by the update's difference.
+        """
         click = next((t for t in map(credited_touch, rows) if t is not None), None)
         judged = self.fraud.on_conversion(record.model_copy(update={"click": click}))
-        action = _conversion_action(judged, record.conversion.event_id)
-        if action != "ok":
-            rows = [row.model_copy(update={"fraud_action": action}) for row in rows]
+        mark = _conversion_mark(judged, record.conversion.event_id)
+        if mark and self.attributor.mark(record, **mark):
+            rows = [row.model_copy(update=mark) for row in rows]
         return [*rows, *judged]
 
     def tick_users(self) -> list[Forwarded]:
@@ -166,8 +171,12 @@ class Pipeline:
         return list(self.attributor.settle(self.watermark))
 
 
-def _conversion_action(verdicts: list[FraudVerdict], event_id: str) -> str:
+def _conversion_mark(verdicts: list[FraudVerdict], event_id: str) -> dict[str, str]:
+    """A flagged conversion's action and strongest reason, as fields of its records;
+    empty when its verdict is ok (or it has none)."""
     for verdict in verdicts:
         if verdict.subject_type == "conversion" and verdict.subject_id == event_id:
-            return str(verdict.action)
-    return "ok"
+            if verdict.action == "ok":
+                return {}
+            return {"fraud_action": str(verdict.action), "fraud_reason": verdict.reasons[0]}
+    return {}
