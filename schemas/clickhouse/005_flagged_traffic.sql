@@ -7,13 +7,18 @@
 -- starts, so the views read the way the pipeline writing the figures is configured.
 
 -- The strongest reason of a flagged conversion's verdict travels on its rows (like
--- Adjust's {rejection_reason}); status updates keep the conversion's verdict and reason.
+-- Adjust's {rejection_reason}). Status updates keep the conversion's verdict; a verdict
+-- that grows later (its click was convicted after the conversion was judged) comes as a
+-- new version, so the rollups take off the previous verdict's share and add the new one.
 ALTER TABLE {db}.attributed_conversions
     ADD COLUMN IF NOT EXISTS fraud_reason LowCardinality(String)
-    COMMENT 'Strongest reason of the fraud verdict when fraud_action is not ok (forged_click_id, ctit_too_short, ...)'
-    AFTER fraud_action;
+        COMMENT 'Strongest reason of the fraud verdict when fraud_action is not ok (forged_click_id, ctit_too_short, ...)'
+        AFTER fraud_action,
+    ADD COLUMN IF NOT EXISTS previous_fraud_action LowCardinality(String)
+        COMMENT 'fraud_action before this version ('''' on version 1)'
+        AFTER previous_payout;
 
--- A view's columns are fixed when it is created: again, so that it shows fraud_reason.
+-- A view's columns are fixed when it is created: again, so that it shows the new ones.
 CREATE OR REPLACE VIEW {db}.attributed_latest AS
 SELECT *
 FROM {db}.attributed_conversions
@@ -32,22 +37,26 @@ ALTER TABLE {db}.agg_hourly
     ADD COLUMN IF NOT EXISTS fraud_suspicious_conversions Float64
         COMMENT 'Of conversions: those whose fraud verdict is suspicious (weighted)';
 
--- Like agg_hourly_conversions, each version adds only its difference; a conversion's
--- fraud_action is the same on all its versions, so the differences add up within it.
+-- Like agg_hourly_conversions, each version adds only its difference: what it counts
+-- under its verdict minus what the version before counted under the previous one.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.agg_hourly_fraud TO {db}.agg_hourly AS
 SELECT toStartOfHour(conversion_ts) AS hour, campaign_id, partner_id, channel, country,
        device_type, action,
-       sumIf(if(version = 1, weight, 0), fraud_action = 'reject') AS fraud_rejected_conversions,
-       sumIf(weight * ((status = 'approved') - (previous_status = 'approved')),
-             fraud_action = 'reject') AS fraud_rejected_approved,
-       toDecimal128(sumIf(revenue - previous_revenue, fraud_action = 'reject'), 6)
+       sum(weight * ((fraud_action = 'reject') - (previous_fraud_action = 'reject')))
+           AS fraud_rejected_conversions,
+       sum(weight * ((status = 'approved' AND fraud_action = 'reject')
+                     - (previous_status = 'approved' AND previous_fraud_action = 'reject')))
+           AS fraud_rejected_approved,
+       toDecimal128(sum(revenue * (fraud_action = 'reject')
+                        - previous_revenue * (previous_fraud_action = 'reject')), 6)
            AS fraud_rejected_revenue,
-       toDecimal128(sumIf(payout - previous_payout, fraud_action = 'reject'), 6)
+       toDecimal128(sum(payout * (fraud_action = 'reject')
+                        - previous_payout * (previous_fraud_action = 'reject')), 6)
            AS fraud_rejected_payout,
-       sumIf(if(version = 1, weight, 0), fraud_action = 'suspicious')
+       sum(weight * ((fraud_action = 'suspicious') - (previous_fraud_action = 'suspicious')))
            AS fraud_suspicious_conversions
 FROM {db}.attributed_conversions
-WHERE fraud_action != 'ok'
+WHERE fraud_action != 'ok' OR previous_fraud_action IN ('suspicious', 'reject')
 GROUP BY hour, campaign_id, partner_id, channel, country, device_type, action;
 
 -- Rows written before this migration, once (migrations run before a runtime writes).

@@ -53,6 +53,10 @@ class Run:
     def marks(self) -> list[tuple[int, str, str, str | None]]:
         return [(r.version, str(r.status), r.fraud_action, r.fraud_reason) for r in self.rows]
 
+    def differences(self) -> list[tuple[str | None, str]]:
+        """Each row's verdict change: (previous, current)."""
+        return [(r.previous_fraud_action, r.fraud_action) for r in self.rows]
+
     def verdict_of(self, event_id: str) -> tuple[str, list[str]] | None:
         found = [v for v in self.verdicts if v.subject_id == event_id]
         return (str(found[-1].action), list(found[-1].reasons)) if found else None
@@ -62,7 +66,9 @@ def at(seconds: float) -> int:
     return int((T0 + timedelta(seconds=seconds)).timestamp() * 1000)
 
 
-def click(click_id: str, seconds: float, agent: str = BROWSER) -> dict[str, Any]:
+def click(
+    click_id: str, seconds: float, agent: str = BROWSER, user: str = "u1", ip: str = "81.2.3.0"
+) -> dict[str, Any]:
     return {
         "type": "click",
         "event_id": f"c-{click_id}",
@@ -70,7 +76,7 @@ def click(click_id: str, seconds: float, agent: str = BROWSER) -> dict[str, Any]
         "click_id": click_id,
         "campaign_id": "cmp",
         "partner_id": "p1",
-        "user": {"user_id": "u1", "user_agent": agent, "ip": "81.2.3.0"},
+        "user": {"user_id": user, "user_agent": agent, "ip": ip},
     }
 
 
@@ -119,3 +125,19 @@ class TestMarks:
         run.settle()
         assert run.verdict_of("v1-again") == ("reject", ["replayed_postback"])
         assert run.marks() == [(1, "pending", "ok", None), (2, "pending", "ok", None)]
+
+    def test_a_verdict_revised_later_reaches_the_rows_as_a_new_version(self) -> None:
+        """A postback read before the flood that convicts its click (a backlog of two
+        topics): judged clean first, then revised, in a version that says what changed."""
+        run = Run()
+        flood = [SIGNER.mint(at(i)) for i in range(6)]
+        for i, click_id in enumerate(flood[:5]):
+            run.send(click(click_id, i * 3, user=f"u{i}", ip="192.0.2.0"))
+        run.send(purchase("v1", 7200, click_id=flood[1], user={"user_id": "u1"}))
+        run.send(click(flood[5], 15, user="u5", ip="192.0.2.0"))
+        assert run.verdict_of("v1") == ("reject", ["click_flood_ip"])
+        assert run.marks() == [
+            (1, "pending", "ok", None),
+            (2, "pending", "reject", "click_flood_ip"),
+        ]
+        assert run.differences() == [(None, "ok"), ("ok", "reject")]

@@ -63,7 +63,9 @@ class AttributedConversion(Contract):
     weight: float = Field(1.0, ge=0, le=1)
     ctit_seconds: float | None = Field(None, description="Click (or view) to conversion time")
     fraud_action: Literal["ok", "suspicious", "reject"] = Field(
-        "ok", description="The conversion's fraud verdict; status updates keep it"
+        "ok",
+        description="The conversion's fraud verdict; status updates keep it, and it grows "
+        "(in a new version) when the conversion's click is convicted later",
     )
     fraud_reason: ShortText | None = Field(
         None,
@@ -76,6 +78,9 @@ class AttributedConversion(Contract):
     previous_status: ConversionStatus | None = None
     previous_revenue: Money = 0.0
     previous_payout: Money = 0.0
+    previous_fraud_action: Literal["ok", "suspicious", "reject"] | None = Field(
+        None, description="fraud_action before this version (None on version 1)"
+    )
 
 
 class VerdictAction(StrEnum):

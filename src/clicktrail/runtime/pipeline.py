@@ -6,7 +6,8 @@ click it knows, and watches brand bidding; the *user stage* (keyed by user)
 attributes and judges the conversions it matched by user. The embedded runtime
 calls both in a row; the Faust app runs them as two agents joined by the
 touches topic. State comes from ``stores`` (a dict per name here, a Faust
-Table per name there).
+Table per name there). A conversion's verdict rides on its records to its
+attributed rows, and so does a later revision of it (``runtime/revisions.py``).
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from clicktrail.processors.brand import BRAND_STATE, BrandConfigError, BrandConf
 from clicktrail.processors.clicks import END_OF_TIME, ClickResolver
 from clicktrail.processors.dedup import Dedup
 from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
+from clicktrail.runtime.revisions import Revisions, verdict_mark
 
 Forwarded = Touch | ResolvedConversion
 StoreFactory = Callable[[str], StateStore]
 STATE_NAMES = (
-    "dedup", "clicks", "pending", "paths", "conversions", "waiting", *FRAUD_STATE, *BRAND_STATE,
+    "dedup", "clicks", "pending", "paths", "conversions", "waiting", "revisable", *FRAUD_STATE,
+    *BRAND_STATE,
 )  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
@@ -69,6 +72,7 @@ class Pipeline:
             grace_for=self._grace,
         )
         self.fraud = FraudDetector(registry, stores)
+        self.revisions = Revisions(stores("revisable"))
         try:
             self.brand = BrandConflictDetector(registry, state=stores)
         except BrandConfigError as error:
@@ -88,9 +92,9 @@ class Pipeline:
         self.watermark = max(self.watermark, event.ts)
         stored: list[BaseModel] = [event]
         if isinstance(event, Click):
-            stored += self.fraud.on_click(event)
-            stored += self._brand(event)
-            forwarded = self.clicks.on_click(event)
+            judged = self.fraud.on_click(event)
+            stored += [*judged, *self._brand(event)]
+            forwarded = [*self.clicks.on_click(event), *self.revisions.of(judged, None)]
         elif isinstance(event, Conversion):
             forwarded = self.clicks.on_conversion(event)
         elif isinstance(event, Impression):
@@ -109,10 +113,13 @@ class Pipeline:
         for record in records:
             judged_record = record
             if isinstance(record, ResolvedConversion) and record.lookup in JUDGED_IN_EVENT_STAGE:
+                event_id = record.conversion.event_id
                 judged = self.fraud.on_conversion(record)
+                self.revisions.remember(record)
                 verdicts += judged
-                if mark := _conversion_mark(judged, record.conversion.event_id):
+                if mark := _conversion_mark(judged, event_id):
                     judged_record = record.model_copy(update=mark)
+                out += self.revisions.of(judged, event_id)
             out.append(judged_record)
         return verdicts, out
 
@@ -132,6 +139,7 @@ class Pipeline:
             + self.attributor.expire(self.watermark)
             + self.fraud.expire(self.watermark)
             + self.brand.forget(self.watermark)
+            + self.revisions.expire(self.watermark)
         )
 
     def drain(self) -> list[Forwarded]:
@@ -143,13 +151,15 @@ class Pipeline:
     def on_forwarded(self, record: Forwarded, origin: str) -> list[BaseModel]:
         if isinstance(record, Touch):
             return list(self.attributor.on_touch(record, origin))
+        if record.lookup == "revised":
+            return list(self.attributor.revise(record, origin))
         rows: list[AttributedConversion] = self.attributor.on_conversion(record, origin)
         if record.lookup in JUDGED_IN_EVENT_STAGE or self.attributor.is_waiting(record):
             return list(rows)
-        return self._judge_credited(record, rows)
+        return self._judge_credited(record, rows, origin)
 
     def _judge_credited(
-        self, record: ResolvedConversion, rows: list[AttributedConversion]
+        self, record: ResolvedConversion, rows: list[AttributedConversion], origin: str
     ) -> list[BaseModel]:
         """A conversion matched here (by user, or orphaned) is judged with what it credits.
 
@@ -160,9 +170,14 @@ class Pipeline:
         """
         click = next((t for t in map(credited_touch, rows) if t is not None), None)
         judged = self.fraud.on_conversion(record.model_copy(update={"click": click}))
-        mark = _conversion_mark(judged, record.conversion.event_id)
+        event_id = record.conversion.event_id
+        if click is not None:
+            self.revisions.remember(record)
+        mark = _conversion_mark(judged, event_id)
         if mark and self.attributor.mark(record, **mark):
             rows = [row.model_copy(update=mark) for row in rows]
+        for revised in self.revisions.of(judged, event_id):  # the click's other conversions
+            rows += self.attributor.revise(revised, origin)
         return [*rows, *judged]
 
     def tick_users(self) -> list[Forwarded]:
@@ -176,7 +191,5 @@ def _conversion_mark(verdicts: list[FraudVerdict], event_id: str) -> dict[str, s
     empty when its verdict is ok (or it has none)."""
     for verdict in verdicts:
         if verdict.subject_type == "conversion" and verdict.subject_id == event_id:
-            if verdict.action == "ok":
-                return {}
-            return {"fraud_action": str(verdict.action), "fraud_reason": verdict.reasons[0]}
+            return verdict_mark(verdict)
     return {}
