@@ -31,7 +31,9 @@ READY_TIMEOUT = 90
 
 
 class Worker:
-    def __init__(self, root: Path, name: str, prefix: str, config: Path) -> None:
+    def __init__(
+        self, root: Path, name: str, prefix: str, config: Path, partitions: int = PARTITIONS
+    ) -> None:
         self.store = f"chdb://{root / name / 'store'}"
         self.log = root / f"{name}.log"
         self.args = [
@@ -42,7 +44,7 @@ class Worker:
             "--broker",
             bootstrap(),
             "--partitions",
-            str(PARTITIONS),
+            str(partitions),
             "--app-id",
             prefix,
             "--config",
@@ -71,9 +73,11 @@ class Worker:
             self.process.send_signal(sig)
             self.process.wait(timeout=60)
 
-    def report(self) -> dict[str, Any]:
+    def report(self, scenario_module: str = "tests.scenarios.attribution") -> dict[str, Any]:
+        """The scenario module's ``report`` of this worker's store, read in a process of
+        its own (chDB allows one process per data directory)."""
         code = (
-            f"import json; from tests.scenarios.attribution import report; "
+            f"import json; from {scenario_module} import report; "
             f"print(json.dumps(report({self.store!r}), default=str))"
         )
         result = subprocess.run(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from clicktrail.contracts import EVENT_ADAPTER, SinkBackpressure
 from clicktrail.sinks.clickhouse import ClickHouseSink
-from clicktrail.sinks.migrations import migrate
+from clicktrail.sinks.migrations import discover, migrate
 from clicktrail.sinks.store import Store, StoreError, resolve_dsn
 
 TABLES = {
@@ -157,3 +159,52 @@ def test_unsupported_dsns_are_explained(dsn: str) -> None:
 def test_unreachable_server_is_one_clear_error() -> None:
     with pytest.raises(StoreError, match=r"cannot open store http://127\.0\.0\.1:9"):
         Store("http://127.0.0.1:9")
+
+
+def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_stored(
+    chdb_dsn: str, tmp_path: Path
+) -> None:
+    """A database from before 007: its fraud-rejected conversions reach the new columns."""
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    store = Store(chdb_dsn, database)
+    try:
+        for migration in discover():
+            if migration.version < 7:
+                (tmp_path / f"{migration.version:03d}_{migration.name}.sql").write_text(
+                    migration.sql, encoding="utf-8"
+                )
+        migrate(store, tmp_path)
+        one = {
+            "action": "install",
+            "status": "pending",
+            "payout": 2,
+            "currency": "EUR",
+            "conversion_ts": datetime(2026, 3, 1, 10, 5, tzinfo=UTC),
+            "touch": "click",
+            "partner_id": "p",
+            "weight": 1.0,
+            "fraud_action": "reject",
+            "version": 1,
+            "previous_status": "",
+            "previous_payout": 0,
+            "src": "s",
+        }
+        rows = [
+            {**one, "conversion_id": "v1", "src_offset": 1},
+            {**one, "conversion_id": "v1", "src_offset": 2, "status": "approved", "version": 2,
+             "previous_status": "pending", "previous_payout": 2},
+            {**one, "conversion_id": "v2", "src_offset": 3, "fraud_action": "ok"},
+        ]  # fmt: skip
+        store.insert("attributed_conversions", [tuple(r.values()) for r in rows], list(rows[0]))
+        assert [r.split("_")[0] for r in migrate(store).applied] == ["007"]
+        migrate(store)
+        rollup = store.rows(
+            "SELECT sum(conversions), sum(approved), toFloat64(sum(payout)), "
+            "sum(fraud_rejected_conversions), sum(fraud_rejected_approved), "
+            f"toFloat64(sum(fraud_rejected_payout)) FROM {database}.agg_hourly"
+        )
+        assert rollup == [(2.0, 1.0, 4.0, 1.0, 1.0, 2.0)]
+        reasons = store.rows(f"SELECT DISTINCT fraud_reason FROM {database}.attributed_latest")
+        assert reasons == [("",)]
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS {database}")

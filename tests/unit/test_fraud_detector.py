@@ -206,13 +206,26 @@ class TestBadInput:
         early = traffic.convert(400, click_id)
         assert traffic.reasons("conversion", early) == []
 
+    def test_a_conversion_gains_the_reasons_its_click_gains_later(self, traffic: Traffic) -> None:
+        """Read out of order (a backlog of two topics), an install is judged while its
+        click is still unconvicted; the flood that convicts the click revises it."""
+        burst = [traffic.click(500 + i * 3, "p-bad", ip="192.0.2.0") for i in range(4)]
+        stolen = traffic.convert(9000, burst[1], "lead")
+        assert traffic.reasons("conversion", stolen) == []
+        traffic.click(512, "p-bad", ip="192.0.2.0")
+        assert traffic.reasons("conversion", stolen) == []
+        traffic.click(515, "p-bad", ip="192.0.2.0")  # the sixth in a minute
+        assert traffic.reasons("conversion", stolen) == ["click_flood_ip"]
+        assert traffic.latest[("conversion", stolen)].ts == T0 + timedelta(seconds=9000)
+
     def test_state_is_json_and_expires(self, traffic: Traffic) -> None:
         traffic.honest(0)
         [traffic.click(500 + i, "p-bad", ip="192.0.2.0") for i in range(8)]
         assert set(traffic.stores) == set(FRAUD_STATE)
         json.dumps(traffic.stores)
         assert traffic.detector.expire(T0 + timedelta(days=60)) > 0
-        assert not any(traffic.stores[name] for name in ("fraud_ip", "fraud_flagged"))
+        emptied = ("fraud_ip", "fraud_flagged", "fraud_click_conversions")
+        assert not any(traffic.stores[name] for name in emptied)
 
 
 class TestPartnerSignals:

@@ -238,6 +238,14 @@ class FraudSettings(Section):
         description="Conversions (late-CTIT share) or judged events (fraud share) a partner "
         "needs before its share is judged: a share of a handful of events is noise",
     )
+    flagged_traffic: Literal["mark", "exclude"] = Field(
+        "mark",
+        description="How the analyst views (partner_report, funnel_daily, "
+        "attribution_model_comparison) count conversions whose fraud verdict is reject: "
+        "mark counts them and shows them beside the figures (fraud_rejected_*), exclude "
+        "leaves them out of conversions, revenue, payout, CPA and ROAS. Tables and rollups "
+        "always keep both, so either figure is one subtraction away",
+    )
 
 
 class Destination(Section):

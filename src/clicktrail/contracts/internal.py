@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from clicktrail.contracts.common import Contract, EventTime, Id
+from clicktrail.contracts.common import Contract, EventTime, Id, ShortText
 from clicktrail.contracts.events import Channel, Click, Conversion, DeviceType, Impression
 
 
@@ -59,12 +59,18 @@ class ResolvedConversion(Contract):
     type: Literal["resolved_conversion"] = "resolved_conversion"
     conversion: Conversion
     click: Touch | None = None
-    lookup: Literal["found", "unknown_click", "no_click", "settled"] = Field(
+    lookup: Literal["found", "unknown_click", "no_click", "settled", "revised"] = Field(
         description="found: its click is known; unknown_click: the click never came; "
-        "no_click: match by user; settled: waited for the user's touches, credit what is there"
+        "no_click: match by user; settled: waited for the user's touches, credit what is "
+        "there; revised: credited before, only its fraud verdict is new"
     )
     fraud_action: Literal["ok", "suspicious", "reject"] = Field(
-        "ok", description="The conversion's verdict when the click stage could judge it"
+        "ok",
+        description="The conversion's verdict when the click stage could judge it (or "
+        "its revision)",
+    )
+    fraud_reason: ShortText | None = Field(
+        None, description="The strongest reason of that verdict, when it is not ok"
     )
 
     @property

@@ -62,13 +62,25 @@ class AttributedConversion(Contract):
     model: AttributionModel = AttributionModel.last_click
     weight: float = Field(1.0, ge=0, le=1)
     ctit_seconds: float | None = Field(None, description="Click (or view) to conversion time")
-    fraud_action: Literal["ok", "suspicious", "reject"] = "ok"
+    fraud_action: Literal["ok", "suspicious", "reject"] = Field(
+        "ok",
+        description="The conversion's fraud verdict; status updates keep it, and it grows "
+        "(in a new version) when the conversion's click is convicted later",
+    )
+    fraud_reason: ShortText | None = Field(
+        None,
+        description="Strongest reason of that verdict when it is not ok (forged_click_id, "
+        "ctit_too_short, ...), the way Adjust passes {rejection_reason} on",
+    )
     version: int = Field(
         1, ge=1, description="1 when first attributed, +1 per status/amount update"
     )
     previous_status: ConversionStatus | None = None
     previous_revenue: Money = 0.0
     previous_payout: Money = 0.0
+    previous_fraud_action: Literal["ok", "suspicious", "reject"] | None = Field(
+        None, description="fraud_action before this version (None on version 1)"
+    )
 
 
 class VerdictAction(StrEnum):

@@ -86,6 +86,51 @@ class Attributor:
         self.conversions[key] = state
         return _rows(state)
 
+    def mark(self, resolved: ResolvedConversion, fraud_action: str, fraud_reason: str) -> bool:
+        """Keep the verdict of a conversion first credited by this report, so its status
+        updates carry it too. False for an update: its own verdict leaves the
+        conversion's as it was (the flagged rollups change by differences only)."""
+        found = self._state_of(resolved.conversion)
+        if found is None or found[1]["version"] != 1:
+            return False
+        key, state = found
+        self.conversions[key] = {
+            **state,
+            "fraud_action": fraud_action,
+            "fraud_reason": fraud_reason,
+        }
+        return True
+
+    def revise(self, resolved: ResolvedConversion, origin: str) -> list[AttributedConversion]:
+        """The conversion's verdict changed after it was credited (its click was convicted
+        since): a new version with the new verdict, status and amounts as they were."""
+        found = self._state_of(resolved.conversion)
+        if found is None:
+            return []
+        key, state = found
+        verdict = (resolved.fraud_action, resolved.fraud_reason)
+        if (state.get("fraud_action", "ok"), state.get("fraud_reason")) == verdict:
+            return []
+        revised = {
+            **state,
+            "origin": origin,
+            "fraud_action": resolved.fraud_action,
+            "fraud_reason": resolved.fraud_reason,
+            "version": state["version"] + 1,
+            "previous": _previous(state),
+        }
+        self.conversions[key] = revised
+        return _rows(revised)
+
+    def _state_of(self, conversion: Conversion) -> tuple[str, dict[str, Any]] | None:
+        """The state this conversion's first report created (its updates keep it)."""
+        key = _identity(conversion)
+        for candidate in (key, f"{key}|{conversion.event_id}"):
+            state = self.conversions.get(candidate)
+            if state and state["conversion"]["event_id"] == conversion.event_id:
+                return candidate, state
+        return None
+
     def _should_wait(self, resolved: ResolvedConversion) -> bool:
         """A conversion matched by user only waits for the grace period: the click that
         really preceded it may still be on its way (a late delivery, another partition,
@@ -151,6 +196,7 @@ class Attributor:
             "payout": conversion.payout,
             "latest_ts": conversion.ts.isoformat(),
             "fraud_action": resolved.fraud_action,
+            "fraud_reason": resolved.fraud_reason,
             "version": 1,
             "previous": None,
             "credited": credited,
@@ -261,11 +307,17 @@ def _updated(previous: dict[str, Any], conversion: Conversion, origin: str) -> d
         "payout": payout,
         "latest_ts": max(conversion.ts, datetime.fromisoformat(previous["latest_ts"])).isoformat(),
         "version": previous["version"] + 1,
-        "previous": {
-            "status": previous["status"],
-            "revenue": previous["revenue"],
-            "payout": previous["payout"],
-        },
+        "previous": _previous(previous),
+    }
+
+
+def _previous(state: dict[str, Any]) -> dict[str, Any]:
+    """What a new version changes from: the rollups add only the difference."""
+    return {
+        "status": state["status"],
+        "revenue": state["revenue"],
+        "payout": state["payout"],
+        "fraud_action": state.get("fraud_action", "ok"),
     }
 
 
@@ -321,6 +373,8 @@ def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
             previous_revenue=previous.get("revenue", 0.0) * row["weight"],
             previous_payout=previous.get("payout", 0.0) * row["weight"],
             fraud_action=state.get("fraud_action", "ok"),
+            fraud_reason=state.get("fraud_reason"),
+            previous_fraud_action=previous.get("fraud_action"),
             **row,
         )
         for row in state["credited"]

@@ -20,7 +20,7 @@ from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
-from clicktrail.runtime.wiring import build_intake
+from clicktrail.runtime.wiring import build_intake, publish_report_settings
 from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import Store
@@ -54,6 +54,7 @@ class EmbeddedRuntime:
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
         self.alerts = alerts or AlertService(registry.alerts)
+        publish_report_settings(registry, store)
         self.processed = 0
         self._last: tuple[str, int] | None = None
 
@@ -112,9 +113,11 @@ class EmbeddedRuntime:
         self._forward(result.forwarded, src, offset)
 
     def _forward(self, records: Iterable[Forwarded], src: str, offset: int) -> None:
-        origin = f"{src}@{offset}"
-        for record in records:
-            out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
+        """Each record is a message of its own, as on the touches topic: the user stage
+        takes a repeated origin for a redelivery, so a conversion and its status update
+        settled together must not share one (the update would be lost)."""
+        for n, record in enumerate(records):
+            out: list[BaseModel] = self.pipeline.on_forwarded(record, f"{src}@{offset}/{n}")
             self._store(out, src, offset)
             for row in self.pipeline.labels_of(out):
                 self._store(self.pipeline.on_label(row), src, offset)

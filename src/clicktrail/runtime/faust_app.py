@@ -59,6 +59,7 @@ from clicktrail.runtime.pipeline import (
     Forwarded,
     Pipeline,
 )
+from clicktrail.runtime.wiring import publish_report_settings
 from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import StoreError
@@ -131,6 +132,7 @@ class FaustRuntime:
     def __init__(self, registry: Registry, sink: ClickHouseSink, settings: WorkerSettings) -> None:
         self.settings = settings
         self.sink = sink
+        publish_report_settings(registry, sink.store)
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",

@@ -10,6 +10,8 @@ meet in one place; auction-insights rows imported from advertisers' exports
 join them there. The embedded runtime calls them in a row; the Faust app runs
 them as agents joined by the touches, brand and labels topics. State comes from
 ``stores`` (a dict per name here, a Faust Table per name there).
+A conversion's verdict rides on its records to its attributed rows, and so does a
+later revision of it (``runtime/revisions.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from clicktrail.processors.dedup import Dedup
 from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
 from clicktrail.processors.models import ActionModels
 from clicktrail.processors.models.online import OnlineModels
+from clicktrail.runtime.revisions import Revisions, verdict_mark
 
 Forwarded = Touch | ResolvedConversion
 EventStageInput = AnyEvent | AuctionInsight
@@ -47,8 +50,8 @@ BrandInput = Impression | Click | AuctionInsight
 StoreFactory = Callable[[str], StateStore]
 BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen", "insights_seen")
 STATE_NAMES = (
-    "dedup", "clicks", "pending", "paths", "conversions", "waiting", "model_pending",
-    *FRAUD_STATE, *BRAND_STAGE_STATE,
+    "dedup", "clicks", "pending", "paths", "conversions", "waiting", "revisable",
+    "model_pending", *FRAUD_STATE, *BRAND_STAGE_STATE,
 )  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
@@ -92,6 +95,7 @@ class Pipeline:
         )
         self.fraud = FraudDetector(registry, stores)
         self.models = OnlineModels(registry, stores("model_pending"), models)
+        self.revisions = Revisions(stores("revisable"))
         try:
             self.brand = BrandConflictDetector(registry, state=stores)
         except BrandConfigError as error:
@@ -119,7 +123,7 @@ class Pipeline:
             judged = self.fraud.on_click(event)
             stored += judged
             stored.append(self._score(event, judged))
-            forwarded = self.clicks.on_click(event)
+            forwarded = [*self.clicks.on_click(event), *self.revisions.of(judged, None)]
         elif isinstance(event, Conversion):
             forwarded = self.clicks.on_conversion(event)
         elif isinstance(event, Impression):
@@ -147,11 +151,13 @@ class Pipeline:
         for record in records:
             judged_record = record
             if isinstance(record, ResolvedConversion) and record.lookup in JUDGED_IN_EVENT_STAGE:
+                event_id = record.conversion.event_id
                 judged = self.fraud.on_conversion(record)
+                self.revisions.remember(record)
                 verdicts += judged
-                action = _conversion_action(judged, record.conversion.event_id)
-                if action != "ok":
-                    judged_record = record.model_copy(update={"fraud_action": action})
+                if mark := _conversion_mark(judged, event_id):
+                    judged_record = record.model_copy(update=mark)
+                out += self.revisions.of(judged, event_id)
             out.append(judged_record)
         return verdicts, out
 
@@ -173,6 +179,7 @@ class Pipeline:
             + self.fraud.expire(self.watermark)
             + self.brand.forget(self.watermark)
             + self.brand_seen.expire(self.watermark)
+            + self.revisions.expire(self.watermark)
         )
 
     def drain(self) -> list[Forwarded]:
@@ -226,20 +233,33 @@ class Pipeline:
     def on_forwarded(self, record: Forwarded, origin: str) -> list[BaseModel]:
         if isinstance(record, Touch):
             return list(self.attributor.on_touch(record, origin))
+        if record.lookup == "revised":
+            return list(self.attributor.revise(record, origin))
         rows: list[AttributedConversion] = self.attributor.on_conversion(record, origin)
         if record.lookup in JUDGED_IN_EVENT_STAGE or self.attributor.is_waiting(record):
             return list(rows)
-        return self._judge_credited(record, rows)
+        return self._judge_credited(record, rows, origin)
 
     def _judge_credited(
-        self, record: ResolvedConversion, rows: list[AttributedConversion]
+        self, record: ResolvedConversion, rows: list[AttributedConversion], origin: str
     ) -> list[BaseModel]:
-        """A conversion matched here (by user, or orphaned) is judged with what it credits."""
+        """A conversion matched here (by user, or orphaned) is judged with what it credits.
+
+        The verdict marks the conversion's rows when it is the conversion's first report;
+        a status update is judged too (its verdict is stored) but its rows keep the
+        conversion's verdict, as they do when the click stage judged it, so the rollups'
+        flagged figures change only by the update's difference.
+        """
         click = next((t for t in map(credited_touch, rows) if t is not None), None)
         judged = self.fraud.on_conversion(record.model_copy(update={"click": click}))
-        action = _conversion_action(judged, record.conversion.event_id)
-        if action != "ok":
-            rows = [row.model_copy(update={"fraud_action": action}) for row in rows]
+        event_id = record.conversion.event_id
+        if click is not None:
+            self.revisions.remember(record)
+        mark = _conversion_mark(judged, event_id)
+        if mark and self.attributor.mark(record, **mark):
+            rows = [row.model_copy(update=mark) for row in rows]
+        for revised in self.revisions.of(judged, event_id):  # the click's other conversions
+            rows += self.attributor.revise(revised, origin)
         return [*rows, *judged]
 
     def tick_users(self) -> list[Forwarded]:
@@ -248,8 +268,10 @@ class Pipeline:
         return list(self.attributor.settle(self.watermark))
 
 
-def _conversion_action(verdicts: list[FraudVerdict], event_id: str) -> str:
+def _conversion_mark(verdicts: list[FraudVerdict], event_id: str) -> dict[str, str]:
+    """A flagged conversion's action and strongest reason, as fields of its records;
+    empty when its verdict is ok (or it has none)."""
     for verdict in verdicts:
         if verdict.subject_type == "conversion" and verdict.subject_id == event_id:
-            return str(verdict.action)
-    return "ok"
+            return verdict_mark(verdict)
+    return {}

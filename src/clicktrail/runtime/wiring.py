@@ -1,4 +1,4 @@
-"""Build the processors from the registry, once, for every runtime."""
+"""What every runtime builds from the registry, once: the intake, the settings views read."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from clicktrail.config import Registry
 from clicktrail.processors.intake import Clock, Intake, utc_now
+from clicktrail.sinks.report_settings import write_report_settings
+from clicktrail.sinks.store import Store
 
 
 def build_intake(registry: Registry, clock: Clock = utc_now) -> Intake:
@@ -16,3 +18,8 @@ def build_intake(registry: Registry, clock: Clock = utc_now) -> Intake:
         ip_hash_key=registry.privacy.ip_hash_key,
         clock=clock,
     )
+
+
+def publish_report_settings(registry: Registry, store: Store) -> None:
+    """Tell the analyst views how this pipeline's registry wants its figures read."""
+    write_report_settings(store, {"fraud.flagged_traffic": registry.fraud.flagged_traffic})

@@ -6,11 +6,13 @@ matched by user id only can be judged again once the user stage has credited a c
 (``credited_touch`` builds the Touch from its row): judge each conversion once, either
 there or here, or its partner counts it twice. ``close_windows`` closes partners'
 windows at the watermark, ``expire`` bounds the state. Verdicts are emitted only for
-subjects with reasons, and again whenever a subject gains one (latest wins).
+subjects with reasons, and again whenever a subject gains one (latest wins); a
+conversion gains the reasons its click gains after it was judged (see ``inheritance``).
 
 State (``FRAUD_STATE``): ``fraud_ip``, ``fraud_ip_burst``, ``fraud_device`` (sliding
 counts), ``fraud_flagged`` (flagged clicks' reasons, so conversions inherit them),
-``fraud_txids`` (transactions seen), ``fraud_partners`` (partner windows). Counts are
+``fraud_txids`` (transactions seen), ``fraud_partners`` (partner windows),
+``fraud_click_conversions`` (conversions judged per click). Counts are
 per partition: see :mod:`clicktrail.processors.fraud.windows`.
 """
 
@@ -29,6 +31,7 @@ from clicktrail.processors.fraud.anomaly import PartnerAnomaly
 from clicktrail.processors.fraud.ctit import InjectionRule, ctit_seconds
 from clicktrail.processors.fraud.flooding import ClickFloodRule
 from clicktrail.processors.fraud.hits import Hit, ordered
+from clicktrail.processors.fraud.inheritance import InheritedReasons
 from clicktrail.processors.fraud.mismatch import mismatch_rule
 from clicktrail.processors.fraud.partners import PartnerMonitor, PartnerWindow
 from clicktrail.processors.fraud.postbacks import ClickIdRule, ReplayRule
@@ -41,6 +44,7 @@ FRAUD_STATE = (
     "fraud_flagged",
     "fraud_txids",
     "fraud_partners",
+    "fraud_click_conversions",
 )
 RETENTION = timedelta(days=31)
 BOT_REASONS = frozenset({"bot_user_agent", "empty_user_agent"})
@@ -66,6 +70,7 @@ class FraudDetector:
         self.click_ids = ClickIdRule(registry.security.click_id_key)
         self.replays = ReplayRule(stores("fraud_txids"), RETENTION.total_seconds())
         self.flagged = stores("fraud_flagged")
+        self.inherited = InheritedReasons(stores("fraud_click_conversions"), self.combine)
         model = PartnerAnomaly(threshold=settings.anomaly_threshold, seed=seed)
         self.partners = PartnerMonitor(stores("fraud_partners"), settings, model)
         self.on_window = on_window
@@ -126,6 +131,14 @@ class FraudDetector:
             )
             out += verdicts
             flagged += newly
+            self.inherited.remember(
+                click.touch_id,
+                conversion.event_id,
+                conversion.ts,
+                own,
+                partner=partner,
+                campaign=campaign,
+            )
         windows: list[PartnerWindow] = []
         if partner:
             windows = self.partners.record(
@@ -136,7 +149,8 @@ class FraudDetector:
     def _judge_clicks(
         self, click_id: str, campaign: str, partner: str, ts: datetime, hits: list[Hit]
     ) -> tuple[list[FraudVerdict], int]:
-        """Merge hits into each click's stored reasons; a verdict per click that changed."""
+        """Merge hits into each click's stored reasons; a verdict per click that changed,
+        and for each conversion judged on it that gains a reason."""
         by_click: dict[str, tuple[set[str], str, str]] = {}
         for hit in hits:
             subject = hit.subject_id or click_id
@@ -162,6 +176,9 @@ class FraudDetector:
             was_ok = self.combine.action(combined_score(ordered(before[1]))) == "ok"
             newly += int(was_ok and verdict.action != "ok")
             out.append(verdict)
+            revised, convicted = self.inherited.revise(subject, merged)
+            out += revised
+            newly += convicted
         return out, newly
 
     def close_windows(self, watermark: datetime) -> list[FraudVerdict]:
@@ -192,7 +209,10 @@ class FraudDetector:
         for key in stale:
             del self.flagged[key]
         return (
-            len(stale) + self.flood.expire(watermark.timestamp()) + self.replays.expire(watermark)
+            len(stale)
+            + self.flood.expire(watermark.timestamp())
+            + self.replays.expire(watermark)
+            + self.inherited.expire(watermark - RETENTION)
         )
 
 
