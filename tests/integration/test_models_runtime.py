@@ -163,11 +163,19 @@ def test_a_restart_restores_the_models_and_their_quality(store: Store, tmp_path:
     checkpoint = tmp_path / "models.ckpt"
     first = run(store, EVENTS, ModelCheckpoint(checkpoint))
     learned = first.pipeline.models.models.models["lead"].estimator.weights
-    assert checkpoint.stat().st_size > 0 and learned
+    windows = first.pipeline.fraud.partners.model.seen
+    assert checkpoint.stat().st_size > 0 and learned and windows > 0
     second = EmbeddedRuntime(registry(), store, checkpoint=ModelCheckpoint(checkpoint))
     restored = second.pipeline.models.models
     assert restored.models["lead"].estimator.weights == learned
     assert (restored.quality["lead"].examples, restored.quality["lead"].positives) == (4, 1)
+    # the fraud detector's partner anomaly model comes back with them
+    assert second.pipeline.fraud.partners.model.seen == windows
+    stricter = registry().model_copy(
+        update={"fraud": registry().fraud.model_copy(update={"anomaly_threshold": 0.99})}
+    )
+    changed = EmbeddedRuntime(stricter, store, checkpoint=ModelCheckpoint(checkpoint))
+    assert changed.pipeline.fraud.partners.model.seen == 0, "another threshold starts fresh"
 
 
 def test_a_corrupt_checkpoint_starts_fresh_and_says_so(store: Store, tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
 
-from clicktrail.processors.models import ActionModels, dumps, loads
+from clicktrail.processors.models import ActionModels, Restored, dumps, loads
 from clicktrail.processors.models.estimators import DEFAULT_MODEL
 
 log = structlog.get_logger(__name__)
@@ -36,8 +36,8 @@ class ModelCheckpoint:
         self.clock = clock
         self._saved_at = clock()
 
-    def load(self, actions: Iterable[str], kind: str = DEFAULT_MODEL) -> ActionModels:
-        """The models of the last checkpoint, or fresh ones (and the log says why)."""
+    def load(self, actions: Iterable[str], kind: str = DEFAULT_MODEL) -> Restored:
+        """The learned state of the last checkpoint, or fresh models (the log says why)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -56,24 +56,24 @@ class ModelCheckpoint:
         elif not restored.fresh:
             examples = sum(q.examples for q in restored.models.quality.values())
             log.info("models.restored", path=str(self.path), examples=examples)
-        return restored.models
+        return restored
 
-    def save(self, models: ActionModels) -> None:
+    def save(self, models: ActionModels, extras: Mapping[str, object] | None = None) -> None:
         """Write atomically; a failed write is logged and the old checkpoint kept."""
         self._saved_at = self.clock()
         temporary = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with temporary.open("wb") as handle:
-                handle.write(dumps(models))
+                handle.write(dumps(models, extras))
                 handle.flush()
                 os.fsync(handle.fileno())
             temporary.replace(self.path)
         except OSError as error:
             log.warning("models.checkpoint_failed", path=str(self.path), error=str(error))
 
-    def save_if_due(self, models: ActionModels) -> bool:
+    def save_if_due(self, models: ActionModels, extras: Mapping[str, object] | None = None) -> bool:
         if self.clock() - self._saved_at < self.every_seconds:
             return False
-        self.save(models)
+        self.save(models, extras)
         return True

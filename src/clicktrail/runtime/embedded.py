@@ -48,8 +48,12 @@ class EmbeddedRuntime:
         self.registry = registry
         self.store = store
         self.checkpoint = checkpoint
-        models = checkpoint.load(sorted(registry.actions)) if checkpoint else None
-        self.pipeline = Pipeline(registry, models=models)
+        restored = checkpoint.load(sorted(registry.actions)) if checkpoint else None
+        self.pipeline = Pipeline(
+            registry,
+            models=restored.models if restored else None,
+            learned=restored.extras if restored else None,
+        )
         self.bus = InProcessBus(source)
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
@@ -93,7 +97,7 @@ class EmbeddedRuntime:
             self.sink.add(alert, *alert_source(alert))
         self.sink.flush()
         if self.checkpoint is not None:
-            self.checkpoint.save_if_due(self.pipeline.models.models)
+            self.checkpoint.save_if_due(*self.pipeline.learned_state())
 
     def _store(self, records: list[BaseModel], src: str, offset: int) -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
@@ -138,4 +142,4 @@ class EmbeddedRuntime:
         self.alerts.close()
         self.flush()
         if self.checkpoint is not None:
-            self.checkpoint.save(self.pipeline.models.models)
+            self.checkpoint.save(*self.pipeline.learned_state())

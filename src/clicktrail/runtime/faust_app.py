@@ -155,8 +155,10 @@ class FaustRuntime:
         }
         self._states: list[FaustState] = []
         self.checkpoint = ModelCheckpoint(Path(settings.data_dir) / "models.ckpt")
-        models = self.checkpoint.load(sorted(registry.actions))
-        self.pipeline = Pipeline(registry, stores=self._store, models=models)
+        restored = self.checkpoint.load(sorted(registry.actions))
+        self.pipeline = Pipeline(
+            registry, stores=self._store, models=restored.models, learned=restored.extras
+        )
         self._models_src = f"models:{settings.app_id}:{socket.gethostname()}"
         self.alerts = AlertService(registry.alerts, state=self._store(ALERT_STATE))
         self.events_topic = self._raw_topic(IMPRESSIONS, CLICKS, CONVERSIONS, AUCTION_INSIGHTS)
@@ -337,12 +339,12 @@ class FaustRuntime:
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         """Consumers are stopped: keep the models, give alerts under way a moment."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.checkpoint.save, self.pipeline.models.models)
+        await loop.run_in_executor(None, self.checkpoint.save, *self.pipeline.learned_state())
         await loop.run_in_executor(None, self.alerts.close, 5.0)
 
     async def _checkpoint(self) -> None:
-        models = self.pipeline.models.models
-        await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.save, models)
+        state = self.pipeline.learned_state()
+        await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.save, *state)
 
     async def _housekeep(self) -> None:
         try:

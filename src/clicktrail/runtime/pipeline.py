@@ -16,7 +16,7 @@ later revision of it (``runtime/revisions.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +40,7 @@ from clicktrail.processors.brand import BRAND_STATE, BrandConfigError, BrandConf
 from clicktrail.processors.clicks import END_OF_TIME, ClickResolver
 from clicktrail.processors.dedup import Dedup
 from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
+from clicktrail.processors.fraud.anomaly import PartnerAnomaly
 from clicktrail.processors.models import ActionModels
 from clicktrail.processors.models.online import OnlineModels
 from clicktrail.runtime.revisions import Revisions, verdict_mark
@@ -79,8 +80,10 @@ class Pipeline:
         registry: Registry,
         stores: StoreFactory = memory_stores,
         models: ActionModels | None = None,
+        learned: Mapping[str, object] | None = None,
     ) -> None:
-        """``models``: learned state restored from a checkpoint (fresh when None)."""
+        """``models`` and ``learned`` (see :meth:`learned_state`): what a checkpoint
+        restored (fresh when None)."""
         self.registry = registry
         self.dedup = Dedup(stores("dedup"))
         self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
@@ -93,7 +96,10 @@ class Pipeline:
             actions=registry.actions,
             grace_for=self._grace,
         )
-        self.fraud = FraudDetector(registry, stores)
+        anomaly = (learned or {}).get("partner_anomaly")
+        self.fraud = FraudDetector(
+            registry, stores, anomaly=anomaly if isinstance(anomaly, PartnerAnomaly) else None
+        )
         self.models = OnlineModels(registry, stores("model_pending"), models)
         self.revisions = Revisions(stores("revisable"))
         try:
@@ -190,6 +196,10 @@ class Pipeline:
         """Labels whose deadline passed at the watermark; quality rows when due (cheap
         between sweeps; run often)."""
         return list(self.models.due(self.watermark))
+
+    def learned_state(self) -> tuple[ActionModels, dict[str, object]]:
+        """What a checkpoint keeps: the per-action models, and the other learned objects."""
+        return self.models.models, {"partner_anomaly": self.fraud.partners.model}
 
     def report_models(self) -> list[BaseModel]:
         """Quality rows now (end of input, after the drained conversions were labelled)."""

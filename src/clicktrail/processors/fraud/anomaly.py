@@ -7,8 +7,8 @@ learnt (progressive), and ``learn_one``'s return value is never used. Half-space
 learn a burst as normal once it lasts, so the windowed counters of the rules run
 beside this score and it only ever adds a weak ``partner_anomaly`` reason.
 
-The model is instance state, not a ``StateStore`` value (a forest is no JSON):
-checkpoint it with the detector, as the per-action models are.
+The model is instance state, not a ``StateStore`` value (a forest is no JSON): the
+runtimes checkpoint it with the per-action models and restore it at start.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class PartnerAnomaly:
         if not 0 < threshold <= 1:
             raise ValueError("fraud.anomaly_threshold must be in (0, 1]")
         self.threshold = threshold
+        self.features = FEATURES
         self.warmup = warmup
         self.seen = 0
         self.model: compose.Pipeline = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
@@ -36,6 +37,13 @@ class PartnerAnomaly:
         self.model.learn_one(x)
         self.seen += 1
         return value if self.seen > self.warmup else None
+
+    def compatible(self, fresh: PartnerAnomaly) -> bool:
+        """A restored model may replace ``fresh`` only if it reads the same features and
+        judges by the same threshold."""
+        return (
+            getattr(self, "features", None) == fresh.features and self.threshold == fresh.threshold
+        )
 
     def is_anomalous(self, score: float | None) -> bool:
         return score is not None and score >= self.threshold

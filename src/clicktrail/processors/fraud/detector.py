@@ -58,7 +58,10 @@ class FraudDetector:
         *,
         on_window: Callable[[PartnerWindow], None] | None = None,
         seed: int = 7,
+        anomaly: PartnerAnomaly | None = None,
     ) -> None:
+        """``anomaly``: the partner anomaly model restored from a checkpoint (one of
+        another feature set or threshold is not used: a fresh one starts instead)."""
         settings = registry.fraud
         self.combine = Combiner(settings)
         self.bots = BotAgentRule(settings)
@@ -72,6 +75,8 @@ class FraudDetector:
         self.flagged = stores("fraud_flagged")
         self.inherited = InheritedReasons(stores("fraud_click_conversions"), self.combine)
         model = PartnerAnomaly(threshold=settings.anomaly_threshold, seed=seed)
+        if anomaly is not None and anomaly.compatible(model):
+            model = anomaly
         self.partners = PartnerMonitor(stores("fraud_partners"), settings, model)
         self.on_window = on_window
 

@@ -1,4 +1,5 @@
-"""Checkpoints of the learned state (models and their quality) as bytes.
+"""Checkpoints of the learned state (models, their quality, and other learned objects
+the runtime hands over as ``extras``, such as the fraud detector's anomaly model) as bytes.
 
 A header line names the format, the feature-set version and the payload's
 SHA-256, so a changed feature set starts fresh instead of feeding old weights
@@ -12,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from clicktrail.processors.models.estimators import DEFAULT_MODEL, ActionModels
 from clicktrail.processors.models.features import FEATURE_VERSION
 
 MAGIC = b"clicktrail-models\n"
-FORMAT = 1
+FORMAT = 2
 
 
 class CheckpointError(Exception):
@@ -38,10 +39,13 @@ class Restored:
     reason: str | None = None
     """Why it started fresh: ``empty``, ``feature_version``, ``model``, ``corrupt``."""
     message: str | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+    """The other learned objects saved with the models (empty when fresh)."""
 
 
-def dumps(models: ActionModels) -> bytes:
-    payload = pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL)
+def dumps(models: ActionModels, extras: Mapping[str, object] | None = None) -> bytes:
+    state = {"models": models, "extras": dict(extras or {})}
+    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     header = {
         "format": FORMAT,
         "features": FEATURE_VERSION,
@@ -53,6 +57,11 @@ def dumps(models: ActionModels) -> bytes:
 
 def read(data: bytes, *, kind: str = DEFAULT_MODEL) -> ActionModels:
     """The models in ``data``, or :class:`CheckpointError` saying why they are unusable."""
+    return read_state(data, kind=kind)[0]
+
+
+def read_state(data: bytes, *, kind: str = DEFAULT_MODEL) -> tuple[ActionModels, dict[str, object]]:
+    """The models and the extras in ``data``, or :class:`CheckpointError`."""
     if not data:
         raise CheckpointError("empty", "no checkpoint")
     if not data.startswith(MAGIC):
@@ -74,23 +83,25 @@ def read(data: bytes, *, kind: str = DEFAULT_MODEL) -> ActionModels:
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise CheckpointError("corrupt", "checkpoint checksum mismatch")
     try:
-        models = pickle.loads(payload)
+        state = pickle.loads(payload)
     except Exception as exc:  # unpickling fails in many ways; all mean the same here
         raise CheckpointError("corrupt", f"cannot unpickle checkpoint: {exc!r}") from exc
-    if not isinstance(models, ActionModels):
-        raise CheckpointError("corrupt", f"checkpoint holds {type(models).__name__}")
-    return models
+    models = state.get("models") if isinstance(state, dict) else state
+    extras = state.get("extras") if isinstance(state, dict) else None
+    if not isinstance(models, ActionModels) or not isinstance(extras, dict):
+        raise CheckpointError("corrupt", f"checkpoint holds {type(state).__name__}")
+    return models, extras
 
 
 def loads(data: bytes | None, actions: Iterable[str], *, kind: str = DEFAULT_MODEL) -> Restored:
     """Restore or start fresh, never raise: the runtime logs ``reason`` when ``fresh``."""
     actions = list(actions)
     try:
-        models = read(data or b"", kind=kind)
+        models, extras = read_state(data or b"", kind=kind)
     except CheckpointError as exc:
         return Restored(
             ActionModels(actions, kind), fresh=True, reason=exc.reason, message=str(exc)
         )
     for action in actions:
         models[action]  # actions configured since the checkpoint start fresh
-    return Restored(models, fresh=False)
+    return Restored(models, fresh=False, extras=extras)
