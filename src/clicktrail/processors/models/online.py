@@ -65,7 +65,7 @@ class OnlineModels:
         scores = self.labels.on_click(click)
         if rejected:
             self.labels.mark_fraud(click.click_id)
-        return ClickScores(
+        return ClickScores.model_construct(  # built from validated parts: no second check
             click_id=click.click_id,
             ts=click.ts,
             campaign_id=click.campaign_id,
