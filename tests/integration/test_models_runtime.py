@@ -227,3 +227,23 @@ def test_score_endpoint_answers_and_refuses_bad_parameters(store: Store) -> None
         assert refused.status_code == 400, url
         assert refused.json()["error"] == reason, url
         assert refused.json()["message"]
+
+
+def test_a_clock_tick_settles_and_reports_in_a_quiet_stream(store: Store) -> None:
+    """The service ticks on a clock: labels due at the watermark are learned and quality is
+    written although far fewer than TICK_EVERY messages arrived."""
+    runtime = EmbeddedRuntime(registry(), store)
+    runtime.bus.begin_source("run:quiet")
+    for event in EVENTS:
+        runtime.submit_raw(orjson.dumps(event), "test")
+    runtime.process()
+    assert runtime.pipeline.models.models.quality["lead"].examples == 0
+    runtime.request_tick()
+    runtime.process()
+    runtime.flush()
+    assert latest_quality(store)["lead"] == (4, 1)
+    runtime.request_tick()  # a second tick in the same event-time minute writes nothing new
+    runtime.process()
+    runtime.flush()
+    rows = store.rows(f"SELECT count() FROM {store.database}.model_quality WHERE action = 'lead'")
+    assert rows == [(1,)]

@@ -29,6 +29,11 @@ log = structlog.get_logger(__name__)
 
 TICK_EVERY = 10_000  # messages between settling passes (late conversions)
 HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
+TICK = "embedded.tick"  # a clock tick on the in-process bus
+
+
+class _Tick(BaseModel):
+    """The record of a tick message: nothing but its place in the stream."""
 
 
 class EmbeddedRuntime:
@@ -80,15 +85,24 @@ class EmbeddedRuntime:
             handled += 1
             self.processed += 1
             if self.processed % TICK_EVERY == 0:
-                self._forward(self.pipeline.tick(), message.source, message.offset)
-                self._forward(self.pipeline.tick_users(), message.source, message.offset)
-                self._store(self.pipeline.partner_verdicts(), message.source, message.offset)
-                self._store(self.pipeline.learn_due(), message.source, message.offset)
+                self._tick(message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
                 self.flush()
         return handled
+
+    def request_tick(self) -> None:
+        """Settle waiting conversions, close partner windows and learn due labels at the
+        watermark, as a message of its own (so its rows have an offset of their own): the
+        service calls this on a clock, since a quiet stream may not reach ``TICK_EVERY``."""
+        self.bus.publish(TICK, "", _Tick())
+
+    def _tick(self, src: str, offset: int) -> None:
+        self._forward(self.pipeline.tick(), src, offset)
+        self._forward(self.pipeline.tick_users(), src, offset)
+        self._store(self.pipeline.partner_verdicts(), src, offset)
+        self._store(self.pipeline.learn_due(), src, offset)
 
     def flush(self) -> None:
         """Write buffered rows, with the alert deliveries finished so far; checkpoint the
@@ -109,6 +123,9 @@ class EmbeddedRuntime:
         self._last = (src, offset)
         if message.topic == DEAD_LETTERS:
             self.sink.add(message.record, src, offset)
+            return
+        if message.topic == TICK:
+            self._tick(src, offset)
             return
         result = self.pipeline.on_event(message.record, message.origin)  # type: ignore[arg-type]
         self._store(result.stored, src, offset)
