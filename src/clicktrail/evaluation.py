@@ -3,7 +3,8 @@
 Every number here comes from ``truth.jsonl`` on one side and the store's tables on the
 other; nothing is taken from a detector's own idea of how well it did. What the pipeline
 does not produce yet (a detector or model that is not built) shows as zero flagged or
-"no rows": measured, not assumed.
+"no rows": measured, not assumed. Click-time scores and alert timing, which need event
+times from ``events.jsonl`` too, are in :mod:`clicktrail.evaluation_live`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from clicktrail.simulate.oracle import oracle_auc
 from clicktrail.sinks.store import Store
 
 
@@ -73,34 +74,80 @@ def _truth(path: Path) -> Iterator[dict[str, Any]]:
             yield orjson.loads(line)
 
 
-def _ratio(part: int, whole: int) -> float | None:
+def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def event_ms(value: int | str) -> int:
+    """Epoch milliseconds of an event's ``ts`` (clicks and impressions carry epoch ms,
+    conversions RFC 3339)."""
+    if isinstance(value, int):
+        return value
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@dataclass
+class Truth:
+    """What the evaluation needs from ``truth.jsonl``, gathered in one pass."""
+
+    click_labels: dict[str, str] = field(default_factory=dict)
+    conversions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outcomes: dict[str, tuple[dict[str, float], dict[str, int]]] = field(default_factory=dict)
+    offenders: set[tuple[str, str]] = field(default_factory=set)
+    offenses: set[tuple[str, str, str]] = field(default_factory=set)
+    domains: set[tuple[str, str]] = field(default_factory=set)
+    inflation: dict[tuple[str, str], float] = field(default_factory=dict)
+    offending: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Offending impression or click id -> (brand, offender)."""
+    partners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    start: int = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        kind = record["kind"]
+        if kind == "click":
+            self.click_labels[record["click_id"]] = record["label"]
+            if "p" in record:
+                self.outcomes[record["click_id"]] = (record["p"], record["y"])
+            if "offense" in record:
+                offense = record["offense"]
+                self.offending[record["click_id"]] = (offense["brand"], offense["offender"])
+        elif kind == "conversion":
+            self.conversions[record["event_id"]] = record
+        elif kind == "impression":
+            self.offending[record["impression_id"]] = (record["brand"], record["offender"])
+        elif kind == "bidder" and record["offender"]:
+            key = (record["brand"], record["partner_id"] or record["display_domain"])
+            self.offenders.add(key)
+            self.offenses.add((*key, record["offense"]))
+            self.domains.add((record["brand"], record["display_domain"]))
+            self.inflation[key] = record["cpc_inflation"]
+        elif kind == "partner":
+            self.partners[record["partner_id"]] = record
+        elif kind == "meta":
+            self.start = event_ms(record["start"])
+
+    def timed_ids(self) -> set[str]:
+        """Events whose time the alert timing needs: fraud and offending ones."""
+        fraud = {k for k, label in self.click_labels.items() if label != "clean"}
+        fraud |= {k for k, c in self.conversions.items() if c["label"] != "clean"}
+        return fraud | set(self.offending)
 
 
 def evaluate(directory: Path, store: Store) -> Evaluation:
     scenario = json.loads((directory / "scenario.json").read_text(encoding="utf-8"))
     result = Evaluation({k: scenario.get(k) for k in ("scenario", "seed", "lines", "events")})
-    click_labels: dict[str, str] = {}
-    conversions: dict[str, dict[str, Any]] = {}
-    offenders: set[tuple[str, str]] = set()
-    domains: set[tuple[str, str]] = set()
-    inflation: dict[tuple[str, str], float] = {}
+    truth = Truth()
     for record in _truth(directory / "truth.jsonl"):
-        kind = record["kind"]
-        if kind == "click":
-            click_labels[record["click_id"]] = record["label"]
-        elif kind == "conversion":
-            conversions[record["event_id"]] = record
-        elif kind == "bidder" and record["offender"]:
-            key = (record["brand"], record["partner_id"] or record["display_domain"])
-            offenders.add(key)
-            domains.add((record["brand"], record["display_domain"]))
-            inflation[key] = record["cpc_inflation"]
-    _attribution(result, store, conversions)
-    _fraud(result, store, click_labels, conversions)
-    _brand(result, store, offenders, inflation)
-    _domain_traces(result, store, domains)
-    _models(result, store, directory / "truth.jsonl")
+        truth.add(record)
+    _attribution(result, store, truth.conversions)
+    _fraud(result, store, truth.click_labels, truth.conversions)
+    _brand(result, store, truth.offenders, truth.inflation)
+    _brand_kinds(result, store, truth.offenses)
+    _domain_traces(result, store, truth.domains)
+    from clicktrail.evaluation_live import alert_timing, models  # it builds on this module
+
+    models(result, store, truth)
+    alert_timing(result, store, truth, directory / "events.jsonl")
     return result
 
 
@@ -123,14 +170,14 @@ def _attribution(result: Evaluation, store: Store, truth: dict[str, dict[str, An
     result.add(
         "attribution",
         "last-click credit matches truth",
-        _ratio(sum(right.values()), sum(total.values())),
+        ratio(sum(right.values()), sum(total.values())),
         f"{sum(right.values()):,} of {sum(total.values()):,} conversions",
     )
     for touch in ("click", "view", "none"):
         result.add(
             "attribution",
             f"  of which touch={touch}",
-            _ratio(right[touch], total[touch]),
+            ratio(right[touch], total[touch]),
             f"{right[touch]:,} of {total[touch]:,}",
         )
 
@@ -158,7 +205,7 @@ def _fraud(
     result.add(
         "fraud",
         "clean events flagged (false-positive rate)",
-        _ratio(false_positives, len(clean)),
+        ratio(false_positives, len(clean)),
         f"{false_positives:,} of {len(clean):,}",
     )
     for pattern in patterns:
@@ -169,13 +216,13 @@ def _fraud(
         result.add(
             "fraud",
             f"{pattern} recall",
-            _ratio(caught, len(members)),
+            ratio(caught, len(members)),
             f"{caught:,} of {len(members):,} planted",
         )
         result.add(
             "fraud",
             f"{pattern} precision",
-            _ratio(right, len(named)),
+            ratio(right, len(named)),
             f"{right:,} of {len(named):,} flagged as {pattern}" if named else "nothing flagged",
         )
 
@@ -198,13 +245,13 @@ def _brand(
     result.add(
         "brand conflict",
         "offenders found (recall)",
-        _ratio(len(true_found), len(offenders)),
+        ratio(len(true_found), len(offenders)),
         f"{len(true_found)} of {len(offenders)} (brand, offender) pairs",
     )
     result.add(
         "brand conflict",
         "offenders found (precision)",
-        _ratio(len(true_found), len(found)),
+        ratio(len(true_found), len(found)),
         f"{len(found)} reported" if found else "no conflicts reported",
     )
     errors = [
@@ -218,13 +265,47 @@ def _brand(
         sum(errors) / len(errors) if errors else None,
         f"estimated for {len(errors)} of {len(true_found)} offenders (truth: relative CPC raise)",
     )
-    alerts = store.rows(f"SELECT count() FROM {db}.alerts WHERE kind = 'brand_conflict'")[0][0]
+    sent, suppressed = store.rows(
+        f"SELECT uniqExactIf(alert_id, status = 'sent'), countIf(status = 'suppressed') "
+        f"FROM {db}.alerts WHERE kind = 'brand_conflict'"
+    )[0]
     result.add(
         "brand conflict",
         "alerts delivered",
-        float(alerts),
-        "time to alert needs alert delivery" if not alerts else "",
+        float(sent),
+        f"{suppressed:,} repeats suppressed (cooldown)",
     )
+
+
+def _brand_kinds(result: Evaluation, store: Store, offenses: set[tuple[str, str, str]]) -> None:
+    """Per planted offense kind: a reported (brand, offender) counts for the kinds its
+    conflicts' signals stand for, mapped as the offline scorer maps them."""
+    from clicktrail.processors.brand.offline import OFFENSES
+    from clicktrail.processors.brand.signals import OFFENSE_OF_SIGNAL
+
+    reported = {
+        (brand, offender, OFFENSE_OF_SIGNAL.get(signal, signal))
+        for brand, offender, signal in store.rows(
+            f"SELECT DISTINCT brand_id, offender_id, signal FROM {store.database}.brand_conflicts "
+            "FINAL WHERE offender_kind != 'domain'"
+        )
+    }
+    for kind in OFFENSES:
+        planted = {o[:2] for o in offenses if o[2] == kind}
+        found = {o[:2] for o in reported if o[2] == kind}
+        right = planted & found
+        result.add(
+            "brand conflict",
+            f"  of which {kind} (recall)",
+            ratio(len(right), len(planted)),
+            f"{len(right)} of {len(planted)} pairs" if planted else "none planted",
+        )
+        result.add(
+            "brand conflict",
+            f"  of which {kind} (precision)",
+            ratio(len(right), len(found)),
+            f"{len(right)} of {len(found)} reported" if found else "none reported",
+        )
 
 
 def _domain_traces(result: Evaluation, store: Store, domains: set[tuple[str, str]]) -> None:
@@ -241,35 +322,11 @@ def _domain_traces(result: Evaluation, store: Store, domains: set[tuple[str, str
     result.add(
         "brand conflict",
         "auction-insights domains (precision)",
-        _ratio(len(right), len(traced)),
+        ratio(len(right), len(traced)),
         f"{len(right)} of {len(traced)} domains shown by planted offenders"
         if traced
         else "no domain conflicts reported",
     )
-
-
-def _models(result: Evaluation, store: Store, truth_path: Path) -> None:
-    oracle = oracle_auc(truth_path)
-    latest = {
-        action: auc
-        for action, auc in store.rows(
-            f"SELECT action, argMax(auc, ts) FROM {store.database}.model_quality GROUP BY action"
-        )
-    }
-    for action, figures in oracle.items():
-        model = latest.get(action)
-        detail = f"oracle {figures['auc']:.4f} on {figures['clicks']:,} clicks"
-        if model is None:
-            detail += "; no model quality recorded"
-        result.add("per-action model", f"{action} AUC", model, detail)
-    lift_rows = [r for r in result.rows if r.section == "per-action model" and r.value is not None]
-    if not lift_rows:
-        result.add(
-            "per-action model",
-            "lift of the top score decile",
-            None,
-            "needs per-click scores in the store",
-        )
 
 
 def replay_scenario(directory: Path, store: Store, progress: Callable[[str], None]) -> None:

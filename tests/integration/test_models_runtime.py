@@ -1,122 +1,21 @@
-"""The per-action models in the embedded runtime: delayed labels, scores, quality, restarts.
-
-A scripted stream with hand-worked labels. Advertiser ``acme`` pays for ``lead``
-(decided 1 hour after the click) and ``purchase`` (decided when the 1-day click
-window closes):
-
-- k1 buys 100 s after its click: purchase positive; lead negative.
-- k2 leads, and the lead is updated later: lead positive, learned once; purchase negative.
-- k3 is a headless browser: rejected as a bot, so its purchase teaches nothing.
-- k4 does nothing: negative for both.
-- k5 leads two hours later, after its lead label closed: both negative, the lead unmatched.
-
-So each action learns 4 examples with 1 positive.
-"""
+"""The per-action models in the embedded runtime: delayed labels, scores, quality, restarts,
+on the scripted stream of ``tests/scenarios/models.py`` (each action: 4 examples, 1 positive)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import structlog
+from tests.scenarios.models import EVENTS, KEYS, click, latest_quality, registry
 
-from clicktrail.config import Registry, parse_registry
 from clicktrail.edge.app import build_app
-from clicktrail.processors.signing import ClickIdSigner
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.sinks.store import Store
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
-HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/126.0 Safari/537.36"
-
-
-def registry() -> Registry:
-    return parse_registry(
-        {
-            "advertisers": {
-                "acme": {
-                    "postback_secret": "acme-secret-0123456789",
-                    "actions": ["lead", "purchase"],
-                }
-            },
-            "campaigns": {
-                "cmp": {
-                    "advertiser": "acme",
-                    "landing_url": "https://acme.example/?c={click_id}",
-                    "attribution": {"click_window_days": 1, "conversion_grace_seconds": 60},
-                }
-            },
-            "actions": {
-                "lead": {"txid_policy": "update", "label_horizon_hours": 1},
-                "purchase": {"txid_policy": "update"},
-                "signup": {},
-            },
-        }
-    )
-
-
-SIGNER = ClickIdSigner(registry().security.click_id_key, random_bytes=lambda n: b"\x07" * n)
-KEYS = {f"k{n}": SIGNER.mint(int((T0.timestamp() + n) * 1000)) for n in range(1, 10)}
-"""Click ids as the edge mints them: postbacks for unsigned ids are rejected as forged."""
-
-
-def ts(seconds: float) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-def click(n: int, seconds: float, agent: str = BROWSER) -> dict[str, Any]:
-    return {
-        "type": "click",
-        "event_id": f"c{n}",
-        "ts": ts(seconds),
-        "click_id": KEYS[f"k{n}"],
-        "campaign_id": "cmp",
-        "partner_id": "pA" if n % 2 else "pB",
-        "channel": "affiliate",
-        "user": {
-            "user_id": f"u{n}",
-            "country": "DE",
-            "device_type": "mobile",
-            "user_agent": agent,
-            "ip": f"81.2.{n}.7",
-        },
-    }
-
-
-def conversion(
-    name: str, seconds: float, click_id: str, action: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "type": "conversion",
-        "event_id": name,
-        "ts": ts(seconds),
-        "click_id": KEYS[click_id],
-        "txid": f"T-{click_id}-{action}",
-        "action": action,
-        **extra,
-    }
-
-
-EVENTS = [
-    click(1, 0),
-    click(2, 10),
-    click(3, 20, HEADLESS),
-    click(4, 30),
-    click(5, 40),
-    conversion("v1", 100, "k1", "purchase", revenue=50.0),
-    conversion("v3", 150, "k3", "purchase", revenue=50.0),
-    conversion("v2", 200, "k2", "lead"),
-    conversion("v2b", 300, "k2", "lead", status="approved"),
-    conversion("v5", 40 + 7200, "k5", "lead"),
-    # two days later: every label of the clicks above is decided
-    click(6, 2 * 86_400),
-]
 
 
 def run(
@@ -128,14 +27,6 @@ def run(
         runtime.submit_raw(orjson.dumps(event), "test")
     runtime.close(end_of_input=True)
     return runtime
-
-
-def latest_quality(store: Store) -> dict[str, tuple[int, int]]:
-    rows = store.rows(
-        "SELECT action, argMax(examples, ts), argMax(positives, ts) "
-        f"FROM {store.database}.model_quality GROUP BY action"
-    )
-    return {action: (examples, positives) for action, examples, positives in rows}
 
 
 def test_delayed_labels_exactly_as_worked_out(store: Store) -> None:
@@ -229,21 +120,17 @@ def test_score_endpoint_answers_and_refuses_bad_parameters(store: Store) -> None
         assert refused.json()["message"]
 
 
-def test_a_clock_tick_settles_and_reports_in_a_quiet_stream(store: Store) -> None:
-    """The service ticks on a clock: labels due at the watermark are learned and quality is
-    written although far fewer than TICK_EVERY messages arrived."""
+def test_labels_are_learned_as_event_time_passes_not_only_at_the_end(store: Store) -> None:
+    """A short stream is far below the message count between settling passes: event time
+    passing is what decides labels, and quality rows appear while the stream runs."""
     runtime = EmbeddedRuntime(registry(), store)
-    runtime.bus.begin_source("run:quiet")
-    for event in EVENTS:
+    runtime.bus.begin_source("run:short")
+    for event in EVENTS[:-1]:
         runtime.submit_raw(orjson.dumps(event), "test")
-    runtime.process()
-    assert runtime.pipeline.models.models.quality["lead"].examples == 0
-    runtime.request_tick()
-    runtime.process()
-    runtime.flush()
-    assert latest_quality(store)["lead"] == (4, 1)
-    runtime.request_tick()  # a second tick in the same event-time minute writes nothing new
+    runtime.process()  # the stream is two hours in: lead labels are due, purchase ones not
+    quality = runtime.pipeline.models.models.quality
+    assert (quality["lead"].examples, quality["purchase"].examples) == (4, 0)
+    runtime.submit_raw(orjson.dumps(EVENTS[-1]), "test")  # two days later
     runtime.process()
     runtime.flush()
-    rows = store.rows(f"SELECT count() FROM {store.database}.model_quality WHERE action = 'lead'")
-    assert rows == [(1,)]
+    assert latest_quality(store)["purchase"] == (4, 1)

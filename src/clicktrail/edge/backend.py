@@ -30,7 +30,6 @@ log = structlog.get_logger(__name__)
 
 PROCESS_INTERVAL = 0.01
 FLUSH_INTERVAL = 0.5
-TICK_INTERVAL = 5.0  # settle waiting conversions and learn due labels even when traffic stops
 
 
 class EdgeBackend(Protocol):
@@ -189,13 +188,10 @@ class EmbeddedBackend:
 
     async def _process_periodically(self) -> None:
         runtime = self.runtime
-        last_flush = last_tick = time.monotonic()
+        last_flush = time.monotonic()
         while True:
             await asyncio.sleep(PROCESS_INTERVAL)
             try:
-                if time.monotonic() - last_tick >= TICK_INTERVAL:
-                    last_tick = time.monotonic()
-                    runtime.request_tick()
                 if runtime.bus.depth():
                     runtime.process()
                 if time.monotonic() - last_flush >= FLUSH_INTERVAL:

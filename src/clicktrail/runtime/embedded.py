@@ -7,6 +7,7 @@ the very same :class:`Pipeline` as the Faust workers, both stages in a row.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -27,13 +28,9 @@ from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
 
-TICK_EVERY = 10_000  # messages between settling passes (late conversions)
+TICK_EVERY = 10_000  # messages between settling passes (late conversions, due labels) ...
+TICK_EVENT_TIME = timedelta(minutes=1)  # ... or this much event time, whichever comes first
 HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
-TICK = "embedded.tick"  # a clock tick on the in-process bus
-
-
-class _Tick(BaseModel):
-    """The record of a tick message: nothing but its place in the stream."""
 
 
 class EmbeddedRuntime:
@@ -65,6 +62,7 @@ class EmbeddedRuntime:
         self.alerts = alerts or AlertService(registry.alerts)
         publish_report_settings(registry, store)
         self.processed = 0
+        self._ticked = self.pipeline.watermark
         self._last: tuple[str, int] | None = None
 
     @property
@@ -84,7 +82,10 @@ class EmbeddedRuntime:
             self._handle(message)
             handled += 1
             self.processed += 1
-            if self.processed % TICK_EVERY == 0:
+            if (
+                self.processed % TICK_EVERY == 0
+                or self.pipeline.watermark - self._ticked >= TICK_EVENT_TIME
+            ):
                 self._tick(message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
@@ -92,13 +93,8 @@ class EmbeddedRuntime:
                 self.flush()
         return handled
 
-    def request_tick(self) -> None:
-        """Settle waiting conversions, close partner windows and learn due labels at the
-        watermark, as a message of its own (so its rows have an offset of their own): the
-        service calls this on a clock, since a quiet stream may not reach ``TICK_EVERY``."""
-        self.bus.publish(TICK, "", _Tick())
-
     def _tick(self, src: str, offset: int) -> None:
+        self._ticked = self.pipeline.watermark
         self._forward(self.pipeline.tick(), src, offset)
         self._forward(self.pipeline.tick_users(), src, offset)
         self._store(self.pipeline.partner_verdicts(), src, offset)
@@ -124,9 +120,6 @@ class EmbeddedRuntime:
         if message.topic == DEAD_LETTERS:
             self.sink.add(message.record, src, offset)
             return
-        if message.topic == TICK:
-            self._tick(src, offset)
-            return
         result = self.pipeline.on_event(message.record, message.origin)  # type: ignore[arg-type]
         self._store(result.stored, src, offset)
         for _, event in result.brand:
@@ -138,10 +131,11 @@ class EmbeddedRuntime:
         takes a repeated origin for a redelivery, so a conversion and its status update
         settled together must not share one (the update would be lost)."""
         for n, record in enumerate(records):
-            out: list[BaseModel] = self.pipeline.on_forwarded(record, f"{src}@{offset}/{n}")
+            origin = f"{src}@{offset}/{n}"
+            out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
             self._store(out, src, offset)
             for row in self.pipeline.labels_of(out):
-                self._store(self.pipeline.on_label(row), src, offset)
+                self._store(self.pipeline.on_label(row, origin), src, offset)
 
     def close(self, *, end_of_input: bool = False) -> None:
         """Process what is queued and write everything out.

@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import structlog
@@ -66,6 +66,7 @@ from clicktrail.sinks.store import StoreError
 
 log = structlog.get_logger(__name__)
 
+R = TypeVar("R")
 ALERT_STATE = "alert_routes"  # what was alerted when, per dedup key
 
 
@@ -201,26 +202,41 @@ class FaustRuntime:
 
     # -- agents --------------------------------------------------------------------------
 
+    def _batches(self, stream: Any) -> Any:
+        return stream.take_events(self.settings.batch_size, self.settings.batch_seconds)
+
+    def _each(
+        self, batch: Sequence[Any], accepts: Any, handle: Callable[[Any, str], R]
+    ) -> Iterator[tuple[R, str, int]]:
+        """Each message of a batch read, checked and handled, with its source and offset;
+        the caller's loop body runs while the message is still the current event (table
+        partitions follow it). A message that is not a record the stage accepts is poison,
+        one whose handling raises a processing error: both become dead letters and the
+        stream goes on."""
+        for event in batch:
+            _current_event.set(weakref.ref(event))
+            src, offset = _origin(event)
+            topic = event.message.topic
+            try:
+                record = deserialize(topic, event.value)
+                if not isinstance(record, accepts):
+                    raise ValueError(f"a {type(record).__name__} does not belong on {topic}")
+            except ValueError as error:
+                self.sink.add(_poison(topic, error, event.value), src, offset)
+                continue
+            try:
+                result = handle(record, f"{src}@{offset}")
+            except Exception as error:  # one bad record must not stop the stream
+                log.exception("worker.processing_failed", src=src, offset=offset)
+                self.sink.add(_failed(topic, error, event.value), src, offset)
+                continue
+            yield result, src, offset
+
     async def _event_stage(self, stream: Any) -> None:
-        async for batch in stream.take_events(
-            self.settings.batch_size, self.settings.batch_seconds
-        ):
+        async for batch in self._batches(stream):
             forwards: list[Forwarded] = []
             brand: list[tuple[str, BrandInput]] = []
-            for event in batch:
-                _current_event.set(weakref.ref(event))
-                src, offset = _origin(event)
-                try:
-                    record: EventStageInput = deserialize(event.message.topic, event.value)  # type: ignore[assignment]
-                except ValueError as error:
-                    self.sink.add(_poison(event.message.topic, error, event.value), src, offset)
-                    continue
-                try:
-                    result = self.pipeline.on_event(record, f"{src}@{offset}")
-                except Exception as error:  # one bad record must not stop the stream
-                    log.exception("worker.processing_failed", src=src, offset=offset)
-                    self.sink.add(_failed(event.message.topic, error, event.value), src, offset)
-                    continue
+            for result, src, offset in self._each(batch, EventStageInput, self.pipeline.on_event):
                 self._store_rows(result.stored, src, offset)
                 forwards.extend(result.forwarded)
                 brand.extend(result.brand)
@@ -233,27 +249,9 @@ class FaustRuntime:
             await self._flush()
 
     async def _user_stage(self, stream: Any) -> None:
-        async for batch in stream.take_events(
-            self.settings.batch_size, self.settings.batch_seconds
-        ):
+        async for batch in self._batches(stream):
             labels: list[tuple[str, BaseModel]] = []
-            for event in batch:
-                _current_event.set(weakref.ref(event))
-                src, offset = _origin(event)
-                try:
-                    record = deserialize(TOUCHES, event.value)
-                except ValueError as error:
-                    self.sink.add(_poison(TOUCHES, error, event.value), src, offset)
-                    continue
-                try:
-                    rows: list[BaseModel] = self.pipeline.on_forwarded(
-                        record,  # type: ignore[arg-type]
-                        f"{src}@{offset}",
-                    )
-                except Exception as error:  # one bad record must not stop the stream
-                    log.exception("worker.processing_failed", src=src, offset=offset)
-                    self.sink.add(_failed(TOUCHES, error, event.value), src, offset)
-                    continue
+            for rows, src, offset in self._each(batch, Forwarded, self.pipeline.on_forwarded):
                 self._store_rows(rows, src, offset)
                 labels += [(str(row.click_id), row) for row in self.pipeline.labels_of(rows)]
             self._write_state()
@@ -261,48 +259,18 @@ class FaustRuntime:
             await self._flush()
 
     async def _brand_stage(self, stream: Any) -> None:
-        async for batch in stream.take_events(
-            self.settings.batch_size, self.settings.batch_seconds
-        ):
-            for event in batch:
-                _current_event.set(weakref.ref(event))
-                src, offset = _origin(event)
-                try:
-                    record = deserialize(BRAND, event.value)
-                    if not isinstance(record, BrandInput):
-                        raise ValueError(f"a {type(record).__name__} does not belong on {BRAND}")
-                except ValueError as error:
-                    self.sink.add(_poison(BRAND, error, event.value), src, offset)
-                    continue
-                try:
-                    rows = self.pipeline.on_brand(record, f"{src}@{offset}")
-                except Exception as error:  # one bad record must not stop the stream
-                    log.exception("worker.processing_failed", src=src, offset=offset)
-                    self.sink.add(_failed(BRAND, error, event.value), src, offset)
-                    continue
+        async for batch in self._batches(stream):
+            for rows, src, offset in self._each(batch, BrandInput, self.pipeline.on_brand):
                 self._store_rows(rows, src, offset)
             self._write_state()
             await self._flush()
 
     async def _label_stage(self, stream: Any) -> None:
-        async for batch in stream.take_events(
-            self.settings.batch_size, self.settings.batch_seconds
-        ):
-            for event in batch:
-                _current_event.set(weakref.ref(event))
-                src, offset = _origin(event)
-                try:
-                    row = deserialize(LABELS, event.value)
-                    if not isinstance(row, AttributedConversion):
-                        raise ValueError(f"a {type(row).__name__} does not belong on {LABELS}")
-                except ValueError as error:
-                    self.sink.add(_poison(LABELS, error, event.value), src, offset)
-                    continue
-                try:
-                    self._store_rows(self.pipeline.on_label(row), src, offset)
-                except Exception as error:  # one bad record must not stop the stream
-                    log.exception("worker.processing_failed", src=src, offset=offset)
-                    self.sink.add(_failed(LABELS, error, event.value), src, offset)
+        async for batch in self._batches(stream):
+            for rows, src, offset in self._each(
+                batch, AttributedConversion, self.pipeline.on_label
+            ):
+                self._store_rows(rows, src, offset)
             self._write_state()
             await self._flush()
 
@@ -333,8 +301,8 @@ class FaustRuntime:
         for row in quality:  # snapshots by event time: the watermark orders them
             self.sink.add(row, self._models_src, _millis(self.pipeline.watermark))
         await self._forward(released)
-        if self.alerts.finished:
-            await self._flush()  # alert records of deliveries that ended while traffic paused
+        if quality or self.alerts.finished:
+            await self._flush()  # traffic may have paused: nothing else would write these
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         """Consumers are stopped: keep the models, give alerts under way a moment."""

@@ -205,8 +205,10 @@ class Pipeline:
         """Quality rows now (end of input, after the drained conversions were labelled)."""
         return list(self.models.report(self.watermark))
 
-    def on_label(self, row: AttributedConversion) -> list[BaseModel]:
-        """An attributed conversion back at its click's stage: a positive example."""
+    def on_label(self, row: AttributedConversion, origin: str) -> list[BaseModel]:
+        """An attributed conversion back at its click's stage: a positive example. Each
+        (click, action) is learned once whatever message brings it, so ``origin`` is
+        not needed (it keeps the signature every stage handler has)."""
         self.models.on_label(row)
         return []
 

@@ -53,8 +53,8 @@ def read_insights(path: str) -> list[AuctionInsight]:
     """A whole export, parsed before anything is replayed: a malformed one stops the run
     with its row and column instead of leaving half of it behind."""
     try:
-        with _open(path) as stream:
-            return parse_auction_insights(io.TextIOWrapper(stream, "utf-8-sig", newline=""))
+        with _open(path) as stream, io.TextIOWrapper(stream, "utf-8-sig", newline="") as text:
+            return parse_auction_insights(text)
     except AuctionInsightsError as error:
         raise ReplayInputError(f"{path}: {error}") from None
     except UnicodeDecodeError:
