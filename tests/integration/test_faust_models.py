@@ -45,6 +45,15 @@ def test_worker_learns_from_routed_labels_and_restores_its_models(tmp_path: Path
         4,
         1,
     )
-    again = Worker(tmp_path, "w", prefix, config).start()
-    again.stop()
-    assert "models.restored" in again.log.read_text()
+    # a restarted worker scores a new click with what it learned, not with fresh models
+    again = Worker(tmp_path, "w2", prefix, config)
+    again.store, again.args = worker.store, [*worker.args]
+    again.start()
+    try:
+        produce(bootstrap(), [scenario.click(7, 2 * 86_400 + 60)], prefix=prefix)
+        wait_until_settled(prefix, prefix)
+    finally:
+        again.stop()
+    scores = again.report("tests.scenarios.models")["scores"][keys["k7"]]
+    assert set(scores) == {"lead", "purchase"}
+    assert all(p < 0.5 for p in scores.values()), scores  # fresh models say 0.5

@@ -123,9 +123,10 @@ def report(dsn: str, database: str = "clicktrail") -> dict[str, Any]:
     from clicktrail.sinks.store import Store
 
     store = Store(dsn, database)
-    scored = store.rows(f"SELECT click_id, learned FROM {database}.click_scores")
+    scored = store.rows(f"SELECT click_id, learned, scores FROM {database}.click_scores")
     return {
         "quality": {action: list(pair) for action, pair in latest_quality(store).items()},
-        "scored": sorted(click_id for click_id, _ in scored),
-        "not_learned": sorted(click_id for click_id, learned in scored if not learned),
+        "scored": sorted(click_id for click_id, _, _ in scored),
+        "not_learned": sorted(click_id for click_id, learned, _ in scored if not learned),
+        "scores": {click_id: dict(scores) for click_id, _, scores in scored},
     }
