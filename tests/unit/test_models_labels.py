@@ -127,6 +127,18 @@ class TestDelayedLabels:
         assert pairs(labels.drain()) == [("k1", "purchase", False), ("k2", "purchase", True)]
         assert models.quality["signup"].examples == models.quality["purchase"].examples == 2
 
+    def test_a_conversion_after_its_horizon_is_no_positive_however_late_the_sweep(
+        self,
+    ) -> None:
+        """The deadline is event time: a sweep that has not run yet changes nothing."""
+        labels, _, _ = make(label_horizon={"signup": timedelta(hours=1)})
+        labels.on_click(click("k1"))
+        late = conversion("k1", "signup", at=T0 + timedelta(hours=2))
+        assert labels.on_conversion(late) == [] and labels.unmatched == 1
+        on_time = conversion("k1", "signup", at=T0 + timedelta(minutes=59))
+        assert labels.on_conversion(on_time) == []  # held until the deadline
+        assert pairs(labels.expire(T0 + timedelta(hours=2))) == [("k1", "signup", True)]
+
     def test_held_positive_of_a_click_found_fraudulent_later_is_not_learned(self) -> None:
         labels, _, models = make()
         labels.on_click(click("k1"))
