@@ -240,6 +240,21 @@ class TestPartnerSignals:
         assert flagged == {"p-bad"}
         assert "partner_fraud_share" in traffic.partner_verdicts[-1].reasons
 
+    def test_a_partner_turning_bad_is_flagged_in_its_first_bad_window(
+        self, traffic: Traffic
+    ) -> None:
+        """A day of clean clicks would keep the running share low for hours; the window's
+        own share flags the partner when its first bad hour closes."""
+        for i in range(24 * 20):
+            traffic.click(i * 180, "p-turn")
+        bad_hour = 24 * 3600
+        for i in range(30):
+            traffic.click(bad_hour + 60 + i * 100, "p-turn", user_agent="HeadlessChrome")
+        traffic.keep(traffic.detector.close_windows(T0 + timedelta(seconds=bad_hour + 3600)))
+        [verdict] = [v for v in traffic.partner_verdicts if v.subject_id == "p-turn"]
+        assert "partner_fraud_share" in verdict.reasons and verdict.action != "ok"
+        assert verdict.ts == T0 + timedelta(seconds=bad_hour + 3600)
+
     def test_late_ctit_tail(self, traffic: Traffic) -> None:
         traffic.honest(0)
         flooded = [traffic.click(100 + i * 600, "p-bad") for i in range(25)]
