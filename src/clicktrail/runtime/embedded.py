@@ -28,8 +28,14 @@ from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
 
-TICK_EVERY = 10_000  # messages between settling passes (late conversions, due labels) ...
-TICK_EVENT_TIME = timedelta(minutes=1)  # ... or this much event time, whichever comes first
+TICK_EVERY = 2_000
+"""Messages between settling passes (conversions whose grace is over, partner windows, due
+labels): often enough that a user-matched conversion is credited long before its click's
+label horizon closes, and counted in messages, so a backlog read out of order (all
+conversions before their clicks) does not orphan conversions early."""
+LEARN_EVENT_TIME = timedelta(minutes=1)
+"""Event time between label passes in between: labels are due by event time, and a short or
+slow stream must not wait for TICK_EVERY messages."""
 HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
 
 
@@ -62,7 +68,7 @@ class EmbeddedRuntime:
         self.alerts = alerts or AlertService(registry.alerts)
         publish_report_settings(registry, store)
         self.processed = 0
-        self._ticked = self.pipeline.watermark
+        self._learned = self.pipeline.watermark
         self._last: tuple[str, int] | None = None
 
     @property
@@ -82,11 +88,10 @@ class EmbeddedRuntime:
             self._handle(message)
             handled += 1
             self.processed += 1
-            if (
-                self.processed % TICK_EVERY == 0
-                or self.pipeline.watermark - self._ticked >= TICK_EVENT_TIME
-            ):
+            if self.processed % TICK_EVERY == 0:
                 self._tick(message.source, message.offset)
+            elif self.pipeline.watermark - self._learned >= LEARN_EVENT_TIME:
+                self._learn(message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
@@ -94,10 +99,13 @@ class EmbeddedRuntime:
         return handled
 
     def _tick(self, src: str, offset: int) -> None:
-        self._ticked = self.pipeline.watermark
         self._forward(self.pipeline.tick(), src, offset)
         self._forward(self.pipeline.tick_users(), src, offset)
         self._store(self.pipeline.partner_verdicts(), src, offset)
+        self._learn(src, offset)
+
+    def _learn(self, src: str, offset: int) -> None:
+        self._learned = self.pipeline.watermark
         self._store(self.pipeline.learn_due(), src, offset)
 
     def flush(self) -> None:
