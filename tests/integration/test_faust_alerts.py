@@ -7,9 +7,6 @@ conflict, as the embedded runtime does.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,23 +16,10 @@ import pytest
 import yaml
 from tests.integration.kafka_helpers import bootstrap, produce
 from tests.integration.receivers import Receiver, verify_signature
-from tests.integration.test_faust_worker import Worker, wait_until_settled
+from tests.integration.test_faust_worker import Worker, store_rows, wait_until_settled
 from tests.scenarios import brand as scenario
 
 pytestmark = pytest.mark.kafka
-
-
-def stored_alerts(dsn: str) -> list[list[str]]:
-    code = (
-        "import json; from clicktrail.sinks.store import Store; "
-        f"s = Store({dsn!r}, 'clicktrail'); "
-        "print(json.dumps(s.rows('SELECT destination, status, severity, dedup_key "
-        "FROM clicktrail.alerts ORDER BY ts')))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return list(json.loads(result.stdout))
 
 
 def test_worker_delivers_signed_deduplicated_brand_alerts(
@@ -66,5 +50,9 @@ def test_worker_delivers_signed_deduplicated_brand_alerts(
     severities = [b["severity"] for b in bodies]
     assert severities[-1] == "critical" and len(severities) == len(set(severities)) <= 2
     assert bodies[-1]["evidence"]["head_to_head"] is True
-    sent = [row for row in stored_alerts(worker.store) if row[1] == "sent"]
+    stored = store_rows(
+        worker.store,
+        "SELECT destination, status, severity, dedup_key FROM clicktrail.alerts ORDER BY ts",
+    )
+    sent = [row for row in stored if row[1] == "sent"]
     assert [row[2] for row in sent] == severities

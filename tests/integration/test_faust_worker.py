@@ -90,6 +90,18 @@ class Worker:
         return dict(json.loads(result.stdout))
 
 
+def store_rows(dsn: str, sql: str) -> list[Any]:
+    """Rows of a worker's store, read in a process of its own (chDB: one per directory)."""
+    code = (
+        "import json, sys; from clicktrail.sinks.store import Store; "
+        "print(json.dumps(Store(sys.argv[1], 'clicktrail').rows(sys.argv[2]), default=str))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, dsn, sql], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(result.stdout))
+
+
 def lag(group: str, prefix: str) -> int:
     """Messages not yet committed by the group on the pipeline's consumed topics."""
     from kafka import KafkaAdminClient, KafkaConsumer
@@ -269,16 +281,12 @@ def test_auction_insights_rows_become_conflicts_once(tmp_path: Path) -> None:
         wait_until_settled(prefix, prefix)
     finally:
         worker.stop()
-    code = (
-        "import json; from clicktrail.sinks.store import Store; "
-        f"s = Store({worker.store!r}, 'clicktrail'); "
-        "print(json.dumps(s.rows('SELECT offender_id, signal, keywords, insight_rows "
-        "FROM clicktrail.brand_conflicts FINAL ORDER BY keywords')))"
+    conflicts = store_rows(
+        worker.store,
+        "SELECT offender_id, signal, keywords, insight_rows "
+        "FROM clicktrail.brand_conflicts FINAL ORDER BY keywords",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout) == [
+    assert conflicts == [
         ["acme.example", "auction_insights", ["acme"], 1],
         ["acme.example", "auction_insights", ["acme shoes"], 2],
     ]
