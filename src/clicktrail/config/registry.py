@@ -201,6 +201,15 @@ class FraudSettings(Section):
         default_factory=lambda: ["bot", "crawler", "spider", "headless", "phantomjs", "selenium"]
     )
     partner_share_alert: float = Field(0.2, gt=0, le=1)
+    partner_window_share_alert: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of one window's events flagged from which a partner is flagged at "
+        "once (a partner turning bad after a clean record). Higher than partner_share_alert: "
+        "an hour of a small partner is noisy (honest publishers with some bot traffic reach "
+        "0.37 in their worst hour on the simulator; a partner turning bad, 0.58)",
+    )
     min_ctit_seconds: float = Field(
         10,
         ge=0,

@@ -9,9 +9,10 @@ one-day half-life, so small partners are judged too; alert above
 ``fraud.partner_share_alert``), the share of conversions with CTIT over
 ``fraud.late_ctit_seconds`` (a decayed running share, alert above
 ``fraud.late_ctit_share``: flooders' stolen conversions have a long flat tail) and
-the River anomaly score. The fraud share is also judged on the window alone, so a
-partner that turns bad after a long clean record is flagged within the hour instead of
-when its running share catches up. A late event joins the open window.
+the River anomaly score. The fraud share is also judged on the window alone (above
+``fraud.partner_window_share_alert``), so a partner that turns bad after a long clean
+record is flagged within the hour instead of when its running share catches up. A late
+event joins the open window.
 """
 
 from __future__ import annotations
@@ -136,8 +137,9 @@ class PartnerMonitor:
         score = self.model.score(features) if events else None
         reasons = []
         window_share = state["flagged"] / events if events else 0.0
-        alert = self.settings.partner_share_alert
-        if (judged >= enough and share > alert) or (events >= enough and window_share > alert):
+        running = judged >= enough and share > self.settings.partner_share_alert
+        sudden = events >= enough and window_share > self.settings.partner_window_share_alert
+        if running or sudden:
             reasons.append("partner_fraud_share")
         if late is not None and late > self.settings.late_ctit_share:
             reasons.append("late_ctit_tail")
