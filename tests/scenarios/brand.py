@@ -23,15 +23,17 @@ INFLATION = 1 / 3
 SECRET = "whsec-brand-test"
 
 
-def registry(alerts: dict[str, Any] | None = None) -> dict[str, Any]:
-    def campaign(channel: str) -> dict[str, Any]:
-        return {
-            "advertiser": "northwind",
-            "brand": "northwind",
-            "channel": channel,
-            "landing_url": "https://www.northwind.example/?cid={click_id}",
-        }
+def campaign(channel: str) -> dict[str, Any]:
+    """A northwind campaign on ``channel`` (official or not is the brand's say)."""
+    return {
+        "advertiser": "northwind",
+        "brand": "northwind",
+        "channel": channel,
+        "landing_url": "https://www.northwind.example/?cid={click_id}",
+    }
 
+
+def registry(alerts: dict[str, Any] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "advertisers": {"northwind": {"postback_secret": "0123456789abcdef-secret"}},
         "brands": {

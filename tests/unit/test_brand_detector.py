@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.scenarios.brand import campaign
 
 from clicktrail.config import Registry, parse_registry
 from clicktrail.contracts import EVENT_ADAPTER, BrandConflict, Click, Impression, StateStore
@@ -19,14 +20,6 @@ AFFILIATE = {"brand": "northwind", "channels": ["affiliate", "email"]}
 
 
 def registry() -> Registry:
-    def campaign(channel: str) -> dict[str, Any]:
-        return {
-            "advertiser": "northwind",
-            "brand": "northwind",
-            "channel": channel,
-            "landing_url": "https://www.northwind.example/?cid={click_id}",
-        }
-
     return parse_registry(
         {
             "advertisers": {"northwind": {"postback_secret": SECRET}},

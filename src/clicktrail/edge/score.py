@@ -29,7 +29,7 @@ from clicktrail.edge.endpoint import Call, Endpoint
 from clicktrail.edge.errors import EdgeError
 from clicktrail.edge.http import MAX_QUERY_FIELDS, Reply, json_reply, parse_query
 from clicktrail.processors.models import ActionModels, loads
-from clicktrail.processors.models.features import FEATURE_VERSION, Features, context_features
+from clicktrail.processors.models.features import Features, context_features
 
 MAX_QUERY_BYTES = 8192
 LIST_PARAMETERS = ("segments", "actions")
@@ -113,7 +113,7 @@ class Score(Endpoint):
             raise EdgeError(400, "unknown_action", f"no model for {', '.join(unknown)}")
         now = datetime.fromtimestamp(self.ctx.clock(), tz=UTC)
         scores = models.score(context.features(now), actions)
-        return json_reply(200, {"model": f"{models.kind}/{FEATURE_VERSION}", "scores": scores})
+        return json_reply(200, {"model": models.name, "scores": scores})
 
 
 class CheckpointScorer:

@@ -59,13 +59,19 @@ class ModelCheckpoint:
         return restored
 
     def save(self, models: ActionModels, extras: Mapping[str, object] | None = None) -> None:
-        """Write atomically; a failed write is logged and the old checkpoint kept."""
+        """Serialize and write (see :meth:`write`)."""
+        self.write(dumps(models, extras))
+
+    def write(self, data: bytes) -> None:
+        """Write serialized state atomically; a failed write is logged and the old
+        checkpoint kept. Serialize where the models are learned (``dumps``); only this
+        file I/O may run on another thread."""
         self._saved_at = self.clock()
         temporary = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with temporary.open("wb") as handle:
-                handle.write(dumps(models, extras))
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             temporary.replace(self.path)

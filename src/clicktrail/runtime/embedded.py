@@ -108,13 +108,17 @@ class EmbeddedRuntime:
         self._learned = self.pipeline.watermark
         self._store(self.pipeline.learn_due(), src, offset)
 
-    def flush(self) -> None:
+    def flush(self, *, checkpoint: bool = False) -> None:
         """Write buffered rows, with the alert deliveries finished so far; checkpoint the
-        models when it is time."""
+        models when it is time (or now, with ``checkpoint``)."""
         for alert in self.alerts.take():
             self.sink.add(alert, *alert_source(alert))
         self.sink.flush()
-        if self.checkpoint is not None:
+        if self.checkpoint is None:
+            return
+        if checkpoint:
+            self.checkpoint.save(*self.pipeline.learned_state())
+        else:
             self.checkpoint.save_if_due(*self.pipeline.learned_state())
 
     def _store(self, records: list[BaseModel], src: str, offset: int) -> None:
@@ -159,6 +163,4 @@ class EmbeddedRuntime:
             self._store(self.pipeline.partner_verdicts(), src, offset + 1)
             self._store(self.pipeline.report_models(), src, offset + 1)
         self.alerts.close()
-        self.flush()
-        if self.checkpoint is not None:
-            self.checkpoint.save(*self.pipeline.learned_state())
+        self.flush(checkpoint=True)

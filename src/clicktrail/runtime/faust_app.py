@@ -48,6 +48,7 @@ from clicktrail.contracts import (
     DeadLetter,
     StateStore,
 )
+from clicktrail.processors.models import dumps
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.faust_state import FaustState
 from clicktrail.runtime.pipeline import (
@@ -306,13 +307,14 @@ class FaustRuntime:
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         """Consumers are stopped: keep the models, give alerts under way a moment."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.checkpoint.save, *self.pipeline.learned_state())
-        await loop.run_in_executor(None, self.alerts.close, 5.0)
+        await self._checkpoint()
+        await asyncio.get_running_loop().run_in_executor(None, self.alerts.close, 5.0)
 
     async def _checkpoint(self) -> None:
-        state = self.pipeline.learned_state()
-        await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.save, *state)
+        """Serialized here, on the loop the agents learn on (a model pickled on another
+        thread while an agent updates it is torn); only the file write leaves the loop."""
+        data = dumps(*self.pipeline.learned_state())
+        await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.write, data)
 
     async def _housekeep(self) -> None:
         try:

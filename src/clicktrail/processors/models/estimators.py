@@ -17,7 +17,7 @@ from typing import Any
 from river import ensemble, linear_model, optim, preprocessing
 
 from clicktrail.contracts import ModelQuality
-from clicktrail.processors.models.features import Features
+from clicktrail.processors.models.features import FEATURE_VERSION, Features
 from clicktrail.processors.models.quality import Quality
 
 DEFAULT_MODEL = "logreg"
@@ -98,6 +98,11 @@ class ActionModels:
         self.quality: dict[str, Quality] = {}
         for action in actions:
             self[action]
+
+    @property
+    def name(self) -> str:
+        """Model kind and feature-set version, as scores and checkpoints name them."""
+        return f"{self.kind}/{FEATURE_VERSION}"
 
     def __getitem__(self, action: str) -> ActionModel:
         """An action seen for the first time (a custom one) gets a fresh model."""

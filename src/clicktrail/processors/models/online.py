@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from clicktrail.config import Registry
 from clicktrail.contracts import AttributedConversion, Click, ClickScores, ModelQuality, StateStore
 from clicktrail.processors.models.estimators import ActionModels
-from clicktrail.processors.models.features import FEATURE_VERSION, Features
 from clicktrail.processors.models.labels import DelayedLabels, Learned
 
 QUALITY_EVERY = timedelta(hours=1)
@@ -31,7 +30,6 @@ class OnlineModels:
     ) -> None:
         self.registry = registry
         self.models = models if models is not None else ActionModels(sorted(registry.actions))
-        self.name = f"{self.models.kind}/{FEATURE_VERSION}"
         self.labels = DelayedLabels(
             pending,
             self.models,
@@ -70,7 +68,7 @@ class OnlineModels:
             ts=click.ts,
             campaign_id=click.campaign_id,
             partner_id=click.partner_id,
-            model=self.name,
+            model=self.models.name,
             scores=scores,
             learned=not rejected,
         )
@@ -99,7 +97,3 @@ class OnlineModels:
         self._swept = self._reported = watermark
         self.labels.expire(watermark)
         return self.models.records(watermark)
-
-    def score(self, x: Features, actions: list[str] | None = None) -> dict[str, float]:
-        """P(action | context) for each action (all modelled ones by default)."""
-        return self.models.score(x, actions if actions is not None else sorted(self.models.models))

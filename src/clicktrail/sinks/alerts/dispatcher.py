@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,11 +103,6 @@ class AlertDispatcher:
         batch, self.pending = self.pending, []
         results = await asyncio.gather(*(self.deliver(m, d) for m, d in batch))
         return [alert for records in results for alert in records]
-
-    async def dispatch_many(self, messages: Iterable[AlertMessage]) -> list[Alert]:
-        for message in messages:
-            self.add(message)
-        return await self.flush()
 
     async def dispatch(self, message: AlertMessage) -> list[Alert]:
         return await self.deliver(message, self.decide(message))

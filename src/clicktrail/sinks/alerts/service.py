@@ -55,14 +55,14 @@ class AlertService:
         self._done: deque[Alert] = deque()
         self._lock = threading.Lock()
         self._closed = False
-        self.handed_over = 0
 
     @property
     def enabled(self) -> bool:
         return bool(self.settings.routes)
 
     def observe(self, records: Iterable[BaseModel]) -> int:
-        """Decide on every alert in ``records`` and start delivering; never waits."""
+        """Decide on every alert in ``records`` and start delivering; never waits.
+        Returns how many deliveries started."""
         if not self.enabled:
             return 0
         if self._closed:
@@ -80,7 +80,6 @@ class AlertService:
                 self._outstanding.add(future)
             future.add_done_callback(self._collect)
             started += 1
-        self.handed_over += started
         return started
 
     def take(self) -> list[Alert]:
