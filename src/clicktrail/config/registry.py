@@ -20,6 +20,7 @@ from clicktrail.contracts.records import AttributionModel, Severity
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
 Key = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:~\-]{1,128}$")]
+Secret = Annotated[str, Field(min_length=16, description="A secret of at least 16 characters")]
 
 
 def _domain(value: str) -> str:
@@ -61,6 +62,33 @@ class Advertiser(Section):
         default_factory=list,
         description="Target actions this advertiser pays for, each with its own model "
         "(empty: every configured action)",
+    )
+    api_keys: list[Secret] = Field(
+        default_factory=list,
+        description="Bearer keys for POST /v1/events and /v1/auction-insights, scoped to this "
+        "advertiser's campaigns; list two while rotating (the new one first)",
+    )
+
+
+ClickIds = Literal["signed", "partner"]
+
+
+class Source(Section):
+    """A server-to-server sender that is not an advertiser: a partner's or an ad network's
+    click feed. Its keys can report impressions and clicks of its own partner, never a
+    conversion (a partner reporting conversions would be paying itself)."""
+
+    partner: Key = Field(description="The partner whose traffic this source reports")
+    api_keys: list[Secret] = Field(
+        min_length=1, description="Bearer keys of this source; two while rotating"
+    )
+    campaigns: list[Key] = Field(
+        default_factory=list, description="Campaigns it may report (empty: any campaign)"
+    )
+    click_ids: ClickIds = Field(
+        "signed",
+        description="signed: click ids must be minted by this tracker; partner: the feed's own "
+        "ids are accepted as they are, scoped to this partner",
     )
 
 
@@ -147,6 +175,17 @@ class SecuritySettings(Section):
     )
     postback_max_age_seconds: float = Field(
         300, gt=0, description="Signed postbacks older than this are replays"
+    )
+    operator_token: str = Field(
+        "",
+        description="Bearer token for the operator endpoints (/v1/query, the dashboard); "
+        "empty: loopback callers only, and only while no trusted proxy is configured",
+    )
+    unknown_ids: Literal["reject", "accept_and_flag"] = Field(
+        "accept_and_flag",
+        description="An event naming a partner or campaign the registry does not know: "
+        "refuse it, or accept it and flag it (fraud reason unknown_partner / unknown_campaign)"
+        ". Applies once the registry lists partners (campaigns)",
     )
 
 
@@ -295,6 +334,7 @@ class Registry(Section):
     brands: dict[Key, Brand] = Field(default_factory=dict)
     campaigns: dict[Key, Campaign] = Field(default_factory=dict)
     partners: dict[Key, Partner] = Field(default_factory=dict)
+    sources: dict[Key, Source] = Field(default_factory=dict)
     actions: dict[ActionName, Action] = Field(
         default_factory=lambda: {name: Action() for name in STANDARD_ACTIONS}
     )
@@ -340,12 +380,31 @@ class Registry(Section):
                     problems.append(
                         f"partners.{key}.authorized[{i}].brand: unknown brand {grant.brand!r}"
                     )
+        for key, source in self.sources.items():
+            if source.partner not in self.partners:
+                problems.append(f"sources.{key}.partner: unknown partner {source.partner!r}")
+            for campaign in source.campaigns:
+                if campaign not in self.campaigns:
+                    problems.append(f"sources.{key}.campaigns: unknown campaign {campaign!r}")
+        problems.extend(self._shared_keys())
         for i, route in enumerate(self.alerts.routes):
             for dest in route.destinations:
                 if dest not in self.alerts.destinations:
                     problems.append(
                         f"alerts.routes[{i}].destinations: unknown destination {dest!r}"
                     )
+        return problems
+
+    def _shared_keys(self) -> list[str]:
+        """One key, one owner: a key two owners share could not be scoped to either."""
+        owner: dict[str, str] = {}
+        problems = []
+        named = [(f"advertisers.{k}", a.api_keys) for k, a in self.advertisers.items()]
+        named += [(f"sources.{k}", s.api_keys) for k, s in self.sources.items()]
+        for where, keys in named:
+            for key in keys:
+                if owner.setdefault(key, where) != where:
+                    problems.append(f"{where}.api_keys: a key of {owner[key]} is reused")
         return problems
 
     def _overlapping_terms(self) -> list[str]:
