@@ -130,8 +130,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+API_KEY = "acme-dev-api-key-change-me"
+
+
 def post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(url, data=body, headers={"content-type": content_type})
+    headers = {"content-type": content_type, "authorization": f"Bearer {API_KEY}"}
+    request = urllib.request.Request(url, data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -223,7 +227,8 @@ MALFORMED = EXPORT + "2026-03-02,acme-google-ads,acme-brand-search,acme,acme.exa
         (["latin1.csv"], 2, "latin1.csv is not UTF-8 text"),
         (["header.csv"], 2, "header.csv has a header and no rows"),
         (["good.csv", "--url", "ftp://127.0.0.1"], 2, "--url must be http(s)://HOST[:PORT]"),
-        (["good.csv", "--url", "http://127.0.0.1:9"], 1, "did not answer"),
+        (["good.csv", "--url", "http://127.0.0.1:9"], 2, "an API key is needed"),
+        (["good.csv", "--url", "http://127.0.0.1:9", "--api-key", "k" * 32], 1, "did not answer"),
     ],
 )
 def test_import_insights_mistakes_get_one_clear_line(
@@ -246,10 +251,11 @@ def test_import_insights_posts_to_a_running_edge(tmp_path: Path, store: Store) -
     (tmp_path / "bad.csv").write_text(MALFORMED, encoding="utf-8")
     runtime = EmbeddedRuntime(load_registry(EXAMPLE_CONFIG), store)
     with serve_in_thread(build_app(runtime)) as base:
-        result = cli("import-insights", "good.csv", "--url", base, cwd=tmp_path)
+        key = ("--api-key", API_KEY)
+        result = cli("import-insights", "good.csv", "--url", base, *key, cwd=tmp_path)
         assert result.stdout == f"accepted 2 auction-insights rows from good.csv ({base})\n"
         published = runtime.bus.published
-        refused = cli("import-insights", "bad.csv", "--url", base, cwd=tmp_path, check=False)
+        refused = cli("import-insights", "bad.csv", "--url", base, *key, cwd=tmp_path, check=False)
         assert refused.returncode == 2 and "row 4, column 'overlap_rate'" in refused.stderr
         assert runtime.bus.published == published
     rows = store.rows(

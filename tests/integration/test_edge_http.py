@@ -16,6 +16,8 @@ from clicktrail.edge.serve import serve_in_thread
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.sinks.store import Store
 
+API_KEY = "acme-dev-api-key-change-me"
+
 
 class Client:
     """A keep-alive HTTP/1.1 client for one base URL (what a tracker's caller is)."""
@@ -30,8 +32,11 @@ class Client:
         target = f"{path}?{urlencode(params)}" if params else path
         return self.request("GET", target, b"", headers)
 
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, dict[str, str], bytes]:
-        return self.request("POST", path, body, {"content-type": content_type})
+    def post(
+        self, path: str, body: bytes, content_type: str, key: str = API_KEY
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"content-type": content_type, "authorization": f"Bearer {key}"}
+        return self.request("POST", path, body, headers)
 
     def request(
         self, method: str, target: str, body: bytes, headers: dict[str, str]

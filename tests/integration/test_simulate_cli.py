@@ -125,10 +125,12 @@ def test_send_posts_the_scenario_to_a_running_service(tmp_path: Path) -> None:
     cli("simulate", "--out", str(world), "--events", "10", "--seed", "4", cwd=tmp_path)
     port = free_port()
     store = f"chdb://{tmp_path / 'store'}"
+    token = "operator-token-0123456789abcdef"
     service = subprocess.Popen(
         [*CLI, "run", "--port", str(port), "--store", store,
          "--config", str(world / "registry.yaml")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CLICKTRAIL_OPERATOR_TOKEN": token},
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
@@ -136,7 +138,7 @@ def test_send_posts_the_scenario_to_a_running_service(tmp_path: Path) -> None:
         out = tmp_path / "sent"
         sent = cli(
             "simulate", "--out", str(out), "--events", "2000", "--days", "1", "--seed", "4",
-            "--send", base, "--rate", "20000", cwd=tmp_path,
+            "--send", base, "--rate", "20000", "--api-key", token, cwd=tmp_path,
         )  # fmt: skip
         summary = scenario(out)
         lines = summary["lines"]

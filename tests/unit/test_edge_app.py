@@ -25,6 +25,7 @@ from clicktrail.processors.postback import sign
 from clicktrail.processors.signing import ClickIdSigner
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "clicktrail.example.yaml"
+API_KEY = (b"authorization", b"Bearer acme-dev-api-key-change-me")
 NOW = time.time()
 CLIENT = ("203.0.113.77", 40000)
 
@@ -324,7 +325,7 @@ class TestClick:
 
 
 def fresh_click_id(edge: Edge) -> str:
-    return ClickIdSigner(edge.registry.security.click_id_key).mint(int(NOW * 1000))
+    return ClickIdSigner(edge.registry.security.click_id_key).mint(int(NOW * 1000), "acme")
 
 
 class TestPostback:
@@ -459,7 +460,7 @@ GOOD = {
     "event_id": "c1",
     "ts": "2026-03-01T10:00:05Z",
     "click_id": "clk-1",
-    "campaign_id": "cmp",
+    "campaign_id": "acme-affiliates",
     "partner_id": "p",
 }
 
@@ -468,7 +469,7 @@ class TestBatch:
     def test_keeps_the_response_shape(self, edge: Edge) -> None:
         bad = {**GOOD, "event_id": "c2", "partner_id": None}
         body = b"\n".join([orjson.dumps(GOOD), b"", orjson.dumps(bad), b"{oops"])
-        answer = edge.call("POST", "/v1/events", headers=[NDJSON], body=body)
+        answer = edge.call("POST", "/v1/events", headers=[API_KEY, NDJSON], body=body)
         assert answer.status == 200
         result = answer.json()
         assert result["accepted"] == 1
@@ -480,9 +481,15 @@ class TestBatch:
 
     def test_array_and_single_object(self, edge: Edge) -> None:
         many = orjson.dumps([GOOD, {**GOOD, "event_id": "c3"}])
-        assert edge.call("POST", "/v1/events", headers=[JSON], body=many).json()["accepted"] == 2
+        assert (
+            edge.call("POST", "/v1/events", headers=[API_KEY, JSON], body=many).json()["accepted"]
+            == 2
+        )
         one = orjson.dumps({**GOOD, "event_id": "c4"})
-        assert edge.call("POST", "/v1/events", headers=[JSON], body=one).json()["accepted"] == 1
+        assert (
+            edge.call("POST", "/v1/events", headers=[API_KEY, JSON], body=one).json()["accepted"]
+            == 1
+        )
 
     @pytest.mark.parametrize(
         ("headers", "body", "status", "reason"),
@@ -497,7 +504,7 @@ class TestBatch:
     def test_bad_bodies(
         self, edge: Edge, headers: list[tuple[bytes, bytes]], body: bytes, status: int, reason: str
     ) -> None:
-        answer = edge.call("POST", "/v1/events", headers=headers, body=body)
+        answer = edge.call("POST", "/v1/events", headers=[API_KEY, *headers], body=body)
         assert (answer.status, answer.json()["error"]) == (status, reason)
 
 
@@ -514,7 +521,9 @@ EXPORT = (
 
 class TestAuctionInsights:
     def test_an_export_is_accepted_whole_and_keyed_by_keyword(self, edge: Edge) -> None:
-        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=EXPORT.encode())
+        answer = edge.call(
+            "POST", "/v1/auction-insights", headers=[API_KEY, CSV], body=EXPORT.encode()
+        )
         assert (answer.status, answer.json()) == (202, {"accepted": 2})
         assert [(t, k) for t, k, _ in edge.bus.records] == [
             (AUCTION_INSIGHTS, "acme shoes"),
@@ -530,7 +539,9 @@ class TestAuctionInsights:
         body = (
             EXPORT + "2026-03-02,acme-google-ads,acme-brand-search,acme,x.example,0.3,0.3,high,\n"
         )
-        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=body.encode())
+        answer = edge.call(
+            "POST", "/v1/auction-insights", headers=[API_KEY, CSV], body=body.encode()
+        )
         assert answer.status == 400
         assert answer.json() == {
             "error": "invalid_export",
@@ -553,14 +564,14 @@ class TestAuctionInsights:
     def test_bad_uploads(
         self, edge: Edge, headers: list[tuple[bytes, bytes]], body: bytes, status: int, reason: str
     ) -> None:
-        answer = edge.call("POST", "/v1/auction-insights", headers=headers, body=body)
+        answer = edge.call("POST", "/v1/auction-insights", headers=[API_KEY, *headers], body=body)
         assert (answer.status, answer.json()["error"]) == (status, reason)
         assert edge.bus.records == []
 
     def test_a_body_over_the_limit_is_413(self, edge: Edge) -> None:
         """Counted as it arrives, like the batch endpoint, not only from content-length."""
         big = EXPORT.encode() * (edge.app.ctx.body_limit // len(EXPORT) + 1)
-        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=big)
+        answer = edge.call("POST", "/v1/auction-insights", headers=[API_KEY, CSV], body=big)
         assert (answer.status, answer.json()["error"]) == (413, "payload_too_large")
         assert edge.bus.records == []
 
@@ -569,7 +580,9 @@ class TestAuctionInsights:
         line = "2026-03-01,acme-google-ads,acme-brand-search,acme {},acme.example,0.3,0.4,0.2,0.6\n"
         body = EXPORT + "".join(line.format(i) for i in range(2_000))
         assert len(body) > 64 << 10
-        answer = edge.call("POST", "/v1/auction-insights", headers=[CSV], body=body.encode())
+        answer = edge.call(
+            "POST", "/v1/auction-insights", headers=[API_KEY, CSV], body=body.encode()
+        )
         assert (answer.status, answer.json()) == (202, {"accepted": 2_002})
 
 

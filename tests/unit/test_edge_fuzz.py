@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.unit.test_edge_app import Edge, make_edge
+from tests.unit.test_edge_app import API_KEY, Edge, make_edge
 
 from clicktrail.config.registry import Campaign
 from clicktrail.edge.landing import LandingPolicy
@@ -111,7 +111,7 @@ def test_arbitrary_bytes_never_fail_the_server(
     kind=st.sampled_from([b"application/json", b"application/x-ndjson", b"text/plain"]),
 )
 def test_batch_bodies_never_fail_the_server(body: bytes, kind: bytes) -> None:
-    answer = EDGE.call("POST", "/v1/events", headers=[(b"content-type", kind)], body=body)
+    answer = EDGE.call("POST", "/v1/events", headers=[API_KEY, (b"content-type", kind)], body=body)
     check(EDGE, answer.status, answer.body, answer.header("content-type"))
     if answer.status == 200:
         result = answer.json()

@@ -54,3 +54,18 @@ def test_any_single_character_change_is_detected(position: int, replacement: str
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="16 characters"):
         ClickIdSigner("short")
+
+
+def test_the_owner_is_bound_by_the_signature() -> None:
+    click_id = SIGNER.mint(1_772_359_200_000, "acme")
+    assert SIGNER.verify(click_id)
+    assert SIGNER.minted_for(click_id, "acme")
+    assert not SIGNER.minted_for(click_id, "bolt")
+    assert ClickIdSigner.minted_at_ms(click_id) == 1_772_359_200_000
+
+
+def test_any_text_is_safe_to_verify() -> None:
+    click_id = SIGNER.mint(1_772_359_200_000, "acme")
+    non_ascii = click_id[:-1] + "é"
+    assert not SIGNER.verify(non_ascii)
+    assert not SIGNER.minted_for(non_ascii, "acme")

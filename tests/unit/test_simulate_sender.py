@@ -11,6 +11,8 @@ import pytest
 
 from clicktrail.simulate.sender import Sender, SendError, default_batch
 
+KEY = "operator-token-0123456789abcdef"
+
 
 class Service:
     """A stand-in for the batch endpoint, scripted with the statuses to answer."""
@@ -18,6 +20,7 @@ class Service:
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
         self.types: list[str] = []
+        self.auth: list[str] = []
         self.paths: list[str] = []
         self.script: list[int] = []
         service = self
@@ -27,6 +30,7 @@ class Service:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 service.bodies.append(body)
                 service.types.append(self.headers["content-type"])
+                service.auth.append(self.headers["authorization"])
                 service.paths.append(self.path)
                 status = service.script.pop(0) if service.script else 200
                 lines = body.splitlines()
@@ -76,7 +80,7 @@ class Clock:
 
 def test_batches_go_out_as_ndjson_at_the_rate(service: Service) -> None:
     clock = Clock()
-    sender = Sender(service.url, rate=100, batch=10, sleep=clock.sleep, clock=clock)
+    sender = Sender(service.url, rate=100, batch=10, api_key=KEY, sleep=clock.sleep, clock=clock)
     for i in range(25):
         sender.add(b'{"n":%d}\n' % i if i != 7 else b'{"bad":1}\n')
     stats = sender.close()
@@ -84,6 +88,7 @@ def test_batches_go_out_as_ndjson_at_the_rate(service: Service) -> None:
     assert stats.reasons == {"invalid_field": 1}
     assert service.paths == ["/base/v1/events"] * 3
     assert service.types == ["application/x-ndjson"] * 3
+    assert service.auth == [f"Bearer {KEY}"] * 3
     assert [len(b.splitlines()) for b in service.bodies] == [10, 10, 5]
     assert clock.slept == pytest.approx([0.1, 0.1]), "10 events at 100/s take 0.1 s"
     assert "24 accepted, 1 rejected (invalid_field: 1)" in stats.describe()
@@ -92,7 +97,7 @@ def test_batches_go_out_as_ndjson_at_the_rate(service: Service) -> None:
 def test_server_errors_are_retried(service: Service) -> None:
     service.script = [503, 502]
     clock = Clock()
-    sender = Sender(service.url, rate=1e6, batch=5, sleep=clock.sleep, clock=clock)
+    sender = Sender(service.url, rate=1e6, batch=5, api_key=KEY, sleep=clock.sleep, clock=clock)
     for i in range(5):
         sender.add(b'{"n":%d}\n' % i)
     assert sender.close().accepted == 5
@@ -101,7 +106,7 @@ def test_server_errors_are_retried(service: Service) -> None:
 
 def test_a_refused_batch_stops_the_run(service: Service) -> None:
     service.script = [413]
-    sender = Sender(service.url, rate=1e6, batch=2)
+    sender = Sender(service.url, rate=1e6, batch=2, api_key=KEY)
     sender.add(b"{}\n")
     with pytest.raises(SendError, match="refused the batch with 413: too big"):
         sender.add(b"{}\n")
@@ -109,7 +114,9 @@ def test_a_refused_batch_stops_the_run(service: Service) -> None:
 
 def test_an_absent_service_is_reported_after_retries() -> None:
     clock = Clock()
-    sender = Sender("http://127.0.0.1:9", rate=10, batch=1, sleep=clock.sleep, clock=clock)
+    sender = Sender(
+        "http://127.0.0.1:9", rate=10, batch=1, api_key=KEY, sleep=clock.sleep, clock=clock
+    )
     with pytest.raises(SendError, match=r"did not answer.*gave up after 3 retries"):
         sender.add(b"{}\n")
     assert clock.slept == [0.5, 1.0, 2.0]
@@ -121,7 +128,12 @@ def test_an_absent_service_is_reported_after_retries() -> None:
 )
 def test_bad_targets_are_refused_up_front(url: str, rate: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Sender(url, rate)
+        Sender(url, rate, api_key=KEY)
+
+
+def test_sending_needs_a_key() -> None:
+    with pytest.raises(ValueError, match="operator token"):
+        Sender("http://127.0.0.1:8080", 10)
 
 
 def test_default_batch_is_about_ten_requests_a_second() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ from clicktrail.processors.brand import AuctionInsightsError, parse_auction_insi
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 PATH = "/v1/auction-insights"
+API_KEY_ENV = "CLICKTRAIL_API_KEY"
 DESCRIPTION = """\
 Check an auction-insights export, then POST it to URL/v1/auction-insights of a
 running 'clicktrail run' or 'clicktrail edge', and print how many rows it accepted.
@@ -62,11 +64,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for the answer (%(default)s)"
     )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV, ""),
+        help=f"the advertiser's API key (default: ${API_KEY_ENV})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        accepted = import_file(Path(args.file), args.url, args.timeout)
+        accepted = import_file(Path(args.file), args.url, args.timeout, args.api_key)
     except ImportFailed as failure:
         print(f"clicktrail: error: {failure}", file=sys.stderr)
         return failure.code
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def import_file(path: Path, url: str, timeout: float) -> int:
+def import_file(path: Path, url: str, timeout: float, api_key: str = "") -> int:
     """Check the export locally, post it, and return how many rows the edge accepted."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -91,13 +98,14 @@ def import_file(path: Path, url: str, timeout: float) -> int:
         raise ImportFailed(f"{path}: {error}", 2) from None
     if not rows:
         raise ImportFailed(f"{path} has a header and no rows", 2)
-    return _post(url.rstrip("/") + PATH, body, timeout)
+    if not api_key:
+        raise ImportFailed(f"an API key is needed: pass --api-key or set ${API_KEY_ENV}", 2)
+    return _post(url.rstrip("/") + PATH, body, timeout, api_key)
 
 
-def _post(target: str, body: bytes, timeout: float) -> int:
-    request = urllib.request.Request(
-        target, data=body, method="POST", headers={"content-type": "text/csv; charset=utf-8"}
-    )
+def _post(target: str, body: bytes, timeout: float, api_key: str) -> int:
+    headers = {"content-type": "text/csv; charset=utf-8", "authorization": f"Bearer {api_key}"}
+    request = urllib.request.Request(target, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())

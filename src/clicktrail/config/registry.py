@@ -119,6 +119,11 @@ class Campaign(Section):
         default_factory=list, description="Domains a redirect may go to (landing_url's included)"
     )
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    payouts: dict[ActionName, Annotated[float, Field(ge=0, le=1e9)]] = Field(
+        default_factory=dict,
+        description="Payout per action for reports that cannot set one (the conversion pixel); "
+        "overrides actions.<action>.payout for this campaign",
+    )
 
 
 class Authorization(Section):
@@ -146,6 +151,13 @@ class Action(Section):
     )
     min_ctit_seconds: float = Field(
         0, ge=0, description="Click-to-conversion time below which a conversion is injection"
+    )
+    payout: float = Field(
+        0,
+        ge=0,
+        le=1e9,
+        description="Payout of a conversion reported by the browser pixel, which may neither "
+        "set a payout nor approve (a signed postback or an API key can)",
     )
     label_horizon_hours: float | None = Field(
         None,
@@ -394,6 +406,14 @@ class Registry(Section):
                         f"alerts.routes[{i}].destinations: unknown destination {dest!r}"
                     )
         return problems
+
+    def pixel_payout(self, campaign_id: str | None, action: str) -> float:
+        """What a conversion pixel's report pays: the campaign's figure, else the action's."""
+        campaign = self.campaigns.get(campaign_id or "")
+        if campaign is not None and action in campaign.payouts:
+            return campaign.payouts[action]
+        policy = self.actions.get(action)
+        return policy.payout if policy is not None else 0.0
 
     def _shared_keys(self) -> list[str]:
         """One key, one owner: a key two owners share could not be scoped to either."""

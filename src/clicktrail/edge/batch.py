@@ -3,6 +3,10 @@
 Each item goes through the intake gate on its own, so one bad event does not
 sink its batch: the answer lists accepted count and every rejected index with
 its reason. A body that is not JSON at all is dead-lettered whole.
+
+The sender proves who it is with an API key (:mod:`clicktrail.edge.auth`), and each
+event must lie within that key's scope (its advertiser's campaigns and clicks, or a
+source's own partner): an event outside it is refused as ``not_owned`` and dead-lettered.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from clicktrail.edge.auth import Principal
 from clicktrail.edge.endpoint import Call, Endpoint
 from clicktrail.edge.errors import EdgeError
 from clicktrail.edge.http import Reply, json_reply, media_type, read_body
@@ -45,6 +50,7 @@ class BatchIntake(Endpoint):
 
     async def handle(self, call: Call) -> Reply:
         ctx = self.ctx
+        principal = ctx.keys.authenticate(call.headers)
         call.body = await read_body(call.scope, call.receive, ctx.body_limit)
         try:
             items = split_batch(call.body, media_type(call.scope))
@@ -56,15 +62,11 @@ class BatchIntake(Endpoint):
             raise EdgeError(400, "empty_batch", "the batch holds no events")
         if len(items) > MAX_BATCH_EVENTS:
             raise EdgeError(413, "batch_too_large", f"at most {MAX_BATCH_EVENTS} events per batch")
-        backend = ctx.backend
         accepted = ctx.metrics.accepted
         rejects = ctx.metrics.rejects
         rejected = []
         for index, item in enumerate(items):
-            if isinstance(item, bytes):
-                result = backend.submit_raw(item, SOURCE)
-            else:
-                result = backend.submit(item, SOURCE)
+            result = self._submit(principal, item)
             if isinstance(result, Rejection):
                 rejects[self.name, result.reason] += 1
                 rejected.append({"index": index, "error": result.reason, "message": result.message})
@@ -82,3 +84,11 @@ class BatchIntake(Endpoint):
                 },
             )
         return json_reply(200, {"accepted": count, "rejected": rejected})
+
+    def _submit(self, principal: Principal, item: Any) -> Any:
+        """Validate, hold to the key's scope, publish (or dead-letter with the reason)."""
+        gate = self.ctx.backend.gate
+        result = gate.intake.parse(item) if isinstance(item, bytes) else gate.intake.validate(item)
+        if not isinstance(result, Rejection):
+            result = self.ctx.scope.admit(principal, result)
+        return gate.settle(result, item, SOURCE)

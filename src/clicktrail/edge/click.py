@@ -45,7 +45,7 @@ class ClickRedirect(Endpoint):
         params = first_values(call.pairs)
         partner_id = required(params, PARTNER)
         now_ms = ctx.now_ms()
-        click_id = ctx.signer.mint(now_ms)
+        click_id = ctx.signer.mint(now_ms, campaign.advertiser)
         visitor = ctx.visitor
         user_id = visitor.cookie_id(call.headers) or mint_user_id()
         subs = sub_ids(params)

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from clicktrail.config.registry import Registry
+from clicktrail.edge.auth import KeyRing, Scope, operator_token
 from clicktrail.edge.backend import EdgeBackend
 from clicktrail.edge.landing import LandingPolicy
 from clicktrail.edge.metrics import EdgeMetrics
@@ -63,6 +64,8 @@ class EdgeContext:
         self.clock = clock
         self.visitor = Visitor(settings, registry.privacy)
         self.signer = ClickIdSigner(registry.security.click_id_key)
+        self.keys = KeyRing(registry, operator_token(registry))
+        self.scope = Scope(registry, self.signer)
         self.landing = {key: LandingPolicy(key, camp) for key, camp in registry.campaigns.items()}
         self.verifier = PostbackVerifier(
             {key: adv.postback_secret for key, adv in registry.advertisers.items()},

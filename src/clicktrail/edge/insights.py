@@ -3,8 +3,9 @@
 An export is one report: it is parsed whole, and published only when every row is good,
 so a client that fixes the row named in a 400 and sends the file again never leaves half
 of it behind. Rows carry ids derived from their identity, so sending the same export twice
-counts it once. Open like ``/v1/events``: the edge sits behind the operator's network
-controls. A refused upload is not dead-lettered: publishing nothing is the point.
+counts it once. It needs the advertiser's API key (see :mod:`clicktrail.edge.auth`), and
+every row must speak for that advertiser's campaigns or accounts. A refused upload is not
+dead-lettered: publishing nothing is the point.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class AuctionInsightsImport(Endpoint):
 
     async def handle(self, call: Call) -> Reply:
         ctx = self.ctx
+        principal = ctx.keys.authenticate(call.headers)
         if media_type(call.scope) not in CSV_TYPES:
             raise EdgeError(
                 415, "unsupported_media_type", "send the export as text/csv (UTF-8, with header)"
@@ -55,6 +57,7 @@ class AuctionInsightsImport(Endpoint):
             rows = await asyncio.to_thread(parse_export, call.body)
         else:
             rows = parse_export(call.body)
+        ctx.scope.admit_insights(principal, rows)
         accepted = ctx.backend.submit_insights(rows)
         ctx.metrics.accepted["auction_insight"] += accepted
         return json_reply(202, {"accepted": accepted})

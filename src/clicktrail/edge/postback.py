@@ -1,11 +1,16 @@
 """``GET|POST /postback`` (server to server, authenticated) and ``GET /cv.gif`` (browser).
 
 Both turn tracker macros into a conversion (see :mod:`clicktrail.processors.postback`),
-refuse click ids whose signature fails, and answer a resent report (same
-advertiser, txid, action and status) with ``duplicate: true`` instead of a
-second event. The edge remembers recent reports in a bounded set; the resend
-also gets the same event id, so the processors drop it even when it reaches
-another edge.
+refuse click ids whose signature fails or that were minted for another advertiser's
+campaign (the signature covers the owner, see :mod:`clicktrail.processors.signing`), and
+answer a resent report (same advertiser, txid, action and status) with ``duplicate: true``
+instead of a second event. The edge remembers recent reports in a bounded set; the resend
+also gets the same event id, so the processors drop it even when it reaches another edge.
+
+Only the postback moves money: its secret proves the advertiser. A page cannot keep a
+secret, so the browser pixel reports a ``pending`` conversion at the registry's payout
+(``campaigns.<c>.payouts`` / ``actions.<a>.payout``); ``status`` and ``payout`` sent to it
+are ignored (and named in ``X-Clicktrail-Ignored``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ ERROR_STATUS = {
     "stale_timestamp": 403,
     "unknown_advertiser": 404,
 }
+PIXEL_IGNORED = frozenset(("status", "payout", "commission"))
 
 
 def as_edge_error(error: PostbackError) -> EdgeError:
@@ -51,7 +57,13 @@ class ConversionEndpoint(Endpoint):
     event_type = "conversion"
 
     def accept(
-        self, call: Call, params: Mapping[str, str], advertiser: str | None, user_id: str | None
+        self,
+        call: Call,
+        params: Mapping[str, str],
+        advertiser: str | None,
+        user_id: str | None,
+        *,
+        pixel: bool = False,
     ) -> tuple[str, bool]:
         """Validate and submit one conversion; returns its event id and whether it was a resend."""
         ctx = self.ctx
@@ -59,16 +71,34 @@ class ConversionEndpoint(Endpoint):
             fields = conversion_fields(params, ctx.settings.default_action)
         except PostbackError as error:
             raise as_edge_error(error) from None
-        if advertiser is not None:
-            fields["advertiser_id"] = advertiser
         action = str(fields["action"])
         policy = ctx.registry.actions.get(action)
         if policy is None:
             known = ", ".join(ctx.registry.actions)
             raise EdgeError(400, "unknown_action", f"action {action[:40]!r} is not one of {known}")
         click_id = fields.get("click_id")
-        if isinstance(click_id, str) and not ctx.signer.verify(click_id):
-            raise EdgeError(400, "forged_click_id", "click_id was not minted by this tracker")
+        if isinstance(click_id, str):
+            if not ctx.signer.verify(click_id):
+                raise EdgeError(400, "forged_click_id", "click_id was not minted by this tracker")
+            if advertiser is None:
+                advertiser = self._owner(click_id)
+            elif not ctx.signer.minted_for(click_id, advertiser):
+                raise EdgeError(
+                    403, "not_owned", f"click_id was not minted for a campaign of {advertiser!r}"
+                )
+        if advertiser is not None:
+            self._check_campaign(fields, advertiser)
+            fields["advertiser_id"] = advertiser
+        elif len(ctx.registry.advertisers) > 1:
+            raise EdgeError(
+                400, "missing_param", "advertiser is required (adv) when several are configured"
+            )
+        if pixel:
+            campaign = fields.get("campaign_id")
+            fields["status"] = "pending"
+            fields["payout"] = ctx.registry.pixel_payout(
+                campaign if isinstance(campaign, str) else None, action
+            )
         key = dedup_key(fields) if policy.txid_policy != "new" else None
         if key is not None and key in ctx.recent_txids:
             ctx.metrics.duplicates += 1
@@ -88,6 +118,24 @@ class ConversionEndpoint(Endpoint):
             ctx.recent_txids.add(key)
         ctx.metrics.accepted["conversion"] += 1
         return event_id, False
+
+    def _owner(self, click_id: str) -> str | None:
+        """The advertiser a genuine click id was minted for (None: minted for nobody known)."""
+        signer = self.ctx.signer
+        for name in self.ctx.registry.advertisers:
+            if signer.minted_for(click_id, name):
+                return name
+        return None
+
+    def _check_campaign(self, fields: Mapping[str, object], advertiser: str) -> None:
+        campaign_id = fields.get("campaign_id")
+        if not isinstance(campaign_id, str):
+            return
+        campaign = self.ctx.registry.campaigns.get(campaign_id)
+        if campaign is not None and campaign.advertiser != advertiser:
+            raise EdgeError(
+                403, "not_owned", f"campaign {campaign_id[:128]!r} is not {advertiser!r}'s"
+            )
 
 
 class Postback(ConversionEndpoint):
@@ -165,5 +213,11 @@ class ConversionPixel(ConversionEndpoint):
         if advertiser is not None and advertiser not in ctx.registry.advertisers:
             raise EdgeError(404, "unknown_advertiser", f"no advertiser {advertiser[:64]!r}")
         user_id = ctx.visitor.cookie_id(call.headers)
-        _, duplicate = self.accept(call, params, advertiser, user_id)
-        return gif_reply([(b"x-clicktrail-duplicate", b"1")] if duplicate else None)
+        ignored = sorted(name for name in PIXEL_IGNORED if params.get(name))
+        params = {name: value for name, value in params.items() if name not in PIXEL_IGNORED}
+        _, duplicate = self.accept(call, params, advertiser, user_id, pixel=True)
+        headers = [(b"x-clicktrail-duplicate", b"1")] if duplicate else []
+        if ignored:
+            ctx.metrics.rejects[self.name, "pixel_field_ignored"] += 1
+            headers.append((b"x-clicktrail-ignored", ",".join(ignored).encode()))
+        return gif_reply(headers or None)

@@ -216,6 +216,8 @@ class Attributor:
         if resolved.click is not None:
             named = resolved.click
             settings = self._settings(named.campaign_id)
+            if not self._same_advertiser(named, conversion.advertiser_id):
+                return [], "none", settings  # another advertiser's click earns nothing here
             window = timedelta(days=settings.click_window_days)
             if conversion.ts - named.ts > window:
                 return [], "none", settings

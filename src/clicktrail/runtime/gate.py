@@ -48,11 +48,11 @@ class IntakeGate:
 
     def submit_raw(self, raw: bytes | str, source: str) -> AnyEvent | Rejection:
         """One JSON document from a file line or a request body."""
-        return self._settle(self.intake.parse(raw), raw, source)
+        return self.settle(self.intake.parse(raw), raw, source)
 
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
         """One already-decoded JSON value."""
-        return self._settle(self.intake.validate(data), data, source)
+        return self.settle(self.intake.validate(data), data, source)
 
     def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
         """Publish a whole parsed export; parsing every row first is what makes an import
@@ -64,10 +64,11 @@ class IntakeGate:
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> Rejection:
         """Dead-letter input refused before it could be parsed (e.g. a bad request body)."""
-        self._settle(rejection, raw, source)
+        self.settle(rejection, raw, source)
         return rejection
 
-    def _settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
+    def settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
+        """Publish what was validated (and, at the edge, admitted), or dead-letter why not."""
         self.stats.read += 1
         if isinstance(result, Rejection):
             self.stats.dead_lettered += 1

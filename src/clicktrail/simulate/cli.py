@@ -8,6 +8,7 @@ into ``clicktrail replay -`` carries nothing but events.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import time
@@ -101,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch", type=int, metavar="N", help="events per request when sending (default: rate/10)"
     )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CLICKTRAIL_OPERATOR_TOKEN", ""),
+        metavar="KEY",
+        help="bearer key when sending: the service's operator token, which may send every "
+        "advertiser's events (default: $CLICKTRAIL_OPERATOR_TOKEN)",
+    )
 
 
 def _start(text: str) -> datetime:
@@ -145,7 +153,11 @@ def run(args: argparse.Namespace) -> int:
             days=args.days,
             scenario=args.scenario,
         )
-        sender = Sender(args.send, args.rate, batch=args.batch) if args.send else None
+        sender = (
+            Sender(args.send, args.rate, batch=args.batch, api_key=args.api_key)
+            if args.send
+            else None
+        )
     except ValueError as error:
         print(f"clicktrail: error: {error}", file=sys.stderr)
         return 2

@@ -205,8 +205,9 @@ def forged_postback(sim: Simulation, t: int, partner: str) -> None:
 def orphan_postback(sim: Simulation, t: int) -> None:
     """A correctly signed click id that never arrived as a click."""
     rng = sim.rng
-    click_id = sim.signer.mint(t - between(rng, 60_000, 6 * HOUR_MS))
+    clicked_at = t - between(rng, 60_000, 6 * HOUR_MS)
     adv = sim.world.advertisers[one_of(rng, ("northwind", "bluefin", "quokka"))]
+    click_id = sim.signer.mint(clicked_at, adv.key)
     action = one_of(rng, adv.actions)
     pending = conversions.new(sim, t, adv, action, click_id=click_id, label="orphan")
     conversions.report(sim, pending)

@@ -57,6 +57,7 @@ class Sender:
         rate: float,
         *,
         batch: int | None = None,
+        api_key: str = "",
         timeout: float = 30.0,
         sleep: Any = time.sleep,
         clock: Any = time.monotonic,
@@ -68,6 +69,12 @@ class Sender:
             )
         if rate <= 0:
             raise ValueError("--rate must be a positive number of events per second")
+        if not api_key:
+            raise ValueError(
+                "--send needs the operator token (or an API key): --api-key or "
+                "$CLICKTRAIL_OPERATOR_TOKEN"
+            )
+        self._auth = {"authorization": f"Bearer {api_key}"}
         if batch is not None and batch < 1:
             raise ValueError("--batch must be at least 1")
         connection = (
@@ -117,7 +124,7 @@ class Sender:
         return self.stats
 
     def _post(self, body: bytes) -> dict[str, Any]:
-        headers = {"content-type": "application/x-ndjson"}
+        headers = {"content-type": "application/x-ndjson", **self._auth}
         problem = ""
         for attempt in range(RETRIES + 1):
             if attempt:

@@ -176,8 +176,8 @@ class Simulation:
         **fields: Any,
     ) -> str:
         """Mint a signed click id, plan the click's true outcomes, then deliver it."""
-        click_id = self.signer.mint(ts)
         adv = campaign.advertiser
+        click_id = self.signer.mint(ts, adv.key)
         user = visitor.user
         probabilities = outcomes = None
         at = None
