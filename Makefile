@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: venv
-	$(BIN)/clicktrail run --config $(CONFIG)
+	$(BIN)/clicktrail run --dev --config $(CONFIG)
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -146,7 +146,7 @@ def post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, objec
 def test_run_serves_intake_and_query_goes_through_it(tmp_path: Path) -> None:
     port = free_port()
     service = subprocess.Popen(
-        [*CLI, "run", "--port", str(port), "--config", str(EXAMPLE_CONFIG)],
+        [*CLI, "run", "--dev", "--port", str(port), "--config", str(EXAMPLE_CONFIG)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -261,7 +261,8 @@ def test_sigterm_keeps_spooled_events_and_the_next_edge_delivers_them(
     port = free_port()
     start = end_offsets(bootstrap, [IMPRESSIONS])
     edge = subprocess.Popen(
-        [sys.executable, "-m", "clicktrail.cli.main", "edge", "--config", str(EXAMPLE_CONFIG),
+        [sys.executable, "-m", "clicktrail.cli.main", "edge", "--dev",
+         "--config", str(EXAMPLE_CONFIG),
          "--broker", f"127.0.0.1:{free_port()}", "--port", str(port),
          "--spool-dir", str(spool_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -23,6 +23,7 @@ REGISTRY: dict[str, Any] = {
         },
     },
     "actions": {"purchase": {"txid_policy": "update"}, "lead": {"txid_policy": "ignore"}},
+    "security": {"click_id_key": "attribution-scenario-click-key-0123"},
 }
 
 

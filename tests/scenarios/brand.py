@@ -52,6 +52,7 @@ def registry(alerts: dict[str, Any] | None = None) -> dict[str, Any]:
             "agency": {"authorized": [{"brand": "northwind", "channels": ["search"]}]},
             "aff-jack": {"authorized": [{"brand": "northwind", "channels": ["affiliate"]}]},
         },
+        "security": {"click_id_key": "brand-scenario-click-key-0123456"},
     }
     if alerts is not None:
         data["alerts"] = alerts

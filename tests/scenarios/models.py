@@ -45,6 +45,7 @@ REGISTRY: dict[str, Any] = {
         "purchase": {"txid_policy": "update"},
         "signup": {},
     },
+    "security": {"click_id_key": "models-scenario-click-key-012345"},
 }
 
 

@@ -35,6 +35,7 @@ BENCH_CONFIG = """
 advertisers: {acme: {postback_secret: bench-postback-secret-0123456789}}
 campaigns:
   c0: {advertiser: acme, landing_url: "https://shop.example/"}
+security: {click_id_key: bench-click-id-key-0123456789}
 """
 
 
@@ -261,6 +262,7 @@ campaigns:
 alerts:
   destinations: {{hook: {{kind: webhook, url: "{url}", secret: bench-webhook-secret}}}}
   routes: [{{min_severity: info, destinations: [hook]}}]
+security: {{click_id_key: bench-click-id-key-0123456789}}
 """
 
 

@@ -184,10 +184,14 @@ def check_config(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from clicktrail.cli.devmode import require_safe_secrets
     from clicktrail.edge.app import build_app
     from clicktrail.edge.serve import server_config
 
     registry = load_registry(args.config)
+    require_safe_secrets(
+        registry, config=args.config, dev=args.dev, hosts=[args.host], role="the service"
+    )
     store = _open_store(args)
     apply_migrations(store)
     runtime = EmbeddedRuntime(registry, store, checkpoint=_checkpoint(args, store))

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from clicktrail import __version__, logs
+from clicktrail.cli import devmode
 from clicktrail.config import ConfigError
 from clicktrail.sinks.store import DEFAULT_DATABASE, DEFAULT_DSN, StoreError
 
@@ -185,6 +186,7 @@ def _add_run_and_replay(sub: Any) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     run.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    devmode.add_dev_argument(run)
     run.set_defaults(handler=commands.run)
 
     replay = sub.add_parser(
@@ -217,6 +219,22 @@ def _add_import_insights(sub: Any) -> None:
     )
     insights.add_arguments(parser)
     parser.set_defaults(handler=insights.run)
+
+
+def _guarded_worker(args: argparse.Namespace) -> int:
+    """A worker verifies click ids and signs nothing it serves, but a forged click id
+    passes it as well as the edge: the same secrets check, before Kafka is touched."""
+    from clicktrail.cli import commands
+    from clicktrail.config import load_registry
+
+    devmode.require_safe_secrets(
+        load_registry(args.config),
+        config=args.config,
+        dev=args.dev,
+        hosts=devmode.broker_hosts(args.broker),
+        role="the worker",
+    )
+    return commands.worker(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         "workers (same --app-id) to split the partitions. Writes to --store.",
     )
     _worker_arguments(worker)
-    worker.set_defaults(handler=commands.worker)
+    devmode.add_dev_argument(worker, where="every --broker host")
+    worker.set_defaults(handler=_guarded_worker)
 
     from clicktrail.edge import cli as edge_cli
 

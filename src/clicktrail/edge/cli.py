@@ -14,6 +14,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from clicktrail.cli.devmode import add_dev_argument, require_safe_secrets
 from clicktrail.config import load_registry
 
 ENV_CONFIG = "CLICKTRAIL_CONFIG"
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    add_dev_argument(parser)
     parser.add_argument(
         "--spool-dir",
         default=None,
@@ -71,6 +73,9 @@ def edge(args: argparse.Namespace) -> int:
     from clicktrail.edge.serve import server_config
 
     registry = load_registry(args.config)
+    require_safe_secrets(
+        registry, config=args.config, dev=args.dev, hosts=[args.host], role="the edge"
+    )
     if args.create_topics:
         try:
             created = create_topics(

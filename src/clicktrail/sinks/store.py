@@ -43,9 +43,24 @@ def resolve_dsn(dsn: str) -> str:
     scheme = urlsplit(dsn).scheme
     if scheme not in ("http", "https", "clickhouse", "clickhouses"):
         raise StoreError(
-            f"unsupported store {dsn!r}: use chdb://DIR (embedded) or http://HOST:8123 (server)"
+            f"unsupported store {redact(dsn)!r}: use chdb://DIR (embedded) or "
+            "http://HOST:8123 (server)"
         )
     return dsn
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password masked: it is printed in banners, logs and errors, and
+    ``http://user:password@host`` is how a deployment passes the ClickHouse password."""
+    try:
+        parts = urlsplit(dsn)
+        password = parts.password
+    except ValueError:
+        return dsn
+    if not password:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def chdb_path(dsn: str) -> Path | None:
@@ -59,14 +74,17 @@ class Store:
     """A connected ClickHouse target and the database clicktrail's tables live in."""
 
     dsn: str
+    """After construction, the DSN without its password (safe to print)."""
     database: str = DEFAULT_DATABASE
     client: Client = field(init=False, repr=False)
     _reader: Client | None = field(init=False, repr=False, default=None)
+    _connect_dsn: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
         if not _DATABASE_NAME.match(self.database):
             raise StoreError(f"invalid database name {self.database!r}")
-        self.dsn = resolve_dsn(self.dsn)
+        self._connect_dsn = resolve_dsn(self.dsn)
+        self.dsn = redact(self._connect_dsn)
         path = chdb_path(self.dsn)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
@@ -74,7 +92,7 @@ class Store:
 
     def _connect(self, **settings: Any) -> Client:
         try:
-            return clickhouse_connect.get_client(dsn=self.dsn, settings=settings or None)
+            return clickhouse_connect.get_client(dsn=self._connect_dsn, settings=settings or None)
         except Exception as error:  # the driver raises many kinds; callers need one
             raise StoreError(f"cannot open store {self.dsn}: {_first_line(error)}") from None
 
