@@ -27,7 +27,12 @@ from clicktrail.sinks.store import Store, StoreError
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "clicktrail.example.yaml"
 CLI = [sys.executable, "-m", "clicktrail.cli.main"]
-SECRET_VARIABLES = ("CLICKTRAIL_CLICK_KEY", "ACME_POSTBACK_SECRET", "CLICKTRAIL_DEV")
+SECRET_VARIABLES = (
+    "CLICKTRAIL_CLICK_KEY",
+    "ACME_POSTBACK_SECRET",
+    "ACME_API_KEY",
+    "CLICKTRAIL_DEV",
+)
 STRONG = "Zk3q9vN2xL7pR4tW8yB1cD6fH0jM5sQa"
 
 
@@ -90,10 +95,11 @@ class TestWeakSecrets:
     def test_a_registry_of_real_secrets_passes(self) -> None:
         assert weak_secrets(parse_registry(strong_registry())) == []
 
-    def test_the_example_registry_names_both_of_its_shipped_secrets(self) -> None:
+    def test_the_example_registry_names_each_of_its_shipped_secrets(self) -> None:
         assert weak_secrets(load_registry(EXAMPLE)) == [
             "security.click_id_key is a shipped example secret",
             "advertisers.acme.postback_secret is a shipped example secret",
+            "advertisers.acme.api_keys[0] is a shipped example secret",
         ]
 
     def test_the_code_default_click_key_is_shipped(self) -> None:
@@ -158,7 +164,8 @@ class TestSecretFiles:
         registry = load_registry(EXAMPLE)
         assert registry.security.click_id_key == STRONG
         assert weak_secrets(registry) == [
-            "advertisers.acme.postback_secret is a shipped example secret"
+            "advertisers.acme.postback_secret is a shipped example secret",
+            "advertisers.acme.api_keys[0] is a shipped example secret",
         ]
         monkeypatch.setenv("CLICKTRAIL_CLICK_KEY", "from-the-variable-0123456789")
         assert load_registry(EXAMPLE).security.click_id_key == "from-the-variable-0123456789"
@@ -330,7 +337,7 @@ def test_dev_on_loopback_starts_and_says_so_loudly(tmp_path: Path) -> None:
 
 def test_secrets_from_files_start_without_dev_and_without_warning(tmp_path: Path) -> None:
     files = {}
-    for name in ("CLICKTRAIL_CLICK_KEY", "ACME_POSTBACK_SECRET"):
+    for name in ("CLICKTRAIL_CLICK_KEY", "ACME_POSTBACK_SECRET", "ACME_API_KEY"):
         path = tmp_path / name.lower()
         path.write_text(f"{STRONG}-{name.lower()}\n", encoding="utf-8")
         files[f"{name}_FILE"] = str(path)

@@ -23,6 +23,7 @@ EXAMPLE_SECRETS = frozenset(
     {
         "dev-click-id-key-change-me",
         "acme-dev-secret-change-me",
+        "acme-dev-api-key-change-me",
     }
 )
 """The ``${NAME:-default}`` defaults of deploy/clicktrail.example.yaml (a test keeps the two
