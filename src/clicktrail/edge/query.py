@@ -9,9 +9,9 @@ What may run is decided by :meth:`Store.read_only` (one SELECT, parsed by sqlglo
 and by ClickHouse, under :class:`~clicktrail.sinks.store.QueryLimits`). The query
 runs on a daemon thread of its own, not the loop's default executor: that
 executor is joined when the server exits, and a query must never hold SIGTERM up.
-While a query is in flight, SIGTERM/SIGINT also answer it at once (503) so
-uvicorn's graceful shutdown, which waits for in-flight responses, ends promptly;
-the engine stops the abandoned query at its time limit.
+While a query is in flight, SIGTERM/SIGINT also cancel it in the engine and
+answer it (503), so uvicorn's graceful shutdown, which waits for in-flight
+responses, ends promptly.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from clicktrail.edge.context import EdgeContext
 from clicktrail.edge.endpoint import Call, Endpoint
 from clicktrail.edge.errors import EdgeError
 from clicktrail.edge.http import Reply, header, read_body
-from clicktrail.sinks.store import QueryRefused, Store, StoreError
+from clicktrail.sinks.store import CANCEL_WAIT_SECONDS, QueryRefused, Store, StoreError
 
 OPERATOR_TOKEN_ENV = "CLICKTRAIL_OPERATOR_TOKEN"
 QUERY_TOKEN_ENV = "CLICKTRAIL_QUERY_TOKEN"
@@ -125,6 +125,11 @@ class Query(Endpoint):
         finally:
             stop.cancel()
         if not query.done():
+            # stop the engine's work too: a thread still inside chDB when the interpreter
+            # exits takes the process down with it
+            query.add_done_callback(_retrieved)  # nobody reads its outcome now
+            await run_detached(self.store.cancel_analyst_queries)
+            await asyncio.wait([query], timeout=CANCEL_WAIT_SECONDS)
             raise EdgeError(503, "shutting_down", "the service is stopping; ask again later")
         try:
             return query.result()
@@ -132,6 +137,11 @@ class Query(Endpoint):
             raise EdgeError(400, refused.reason, str(refused)) from None
         except StoreError as error:
             raise EdgeError(400, "query_failed", str(error)) from None
+
+
+def _retrieved(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def run_detached(fn: Callable[..., bytes], *args: Any) -> asyncio.Future[bytes]:

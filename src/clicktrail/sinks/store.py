@@ -7,8 +7,10 @@ the same client API, so everything above this module is target-agnostic.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ LIMIT_ERRORS = {
     "396": "the result is too large",
 }
 """ClickHouse error codes of a limit that stopped a query (TOO_MANY_ROWS, TIMEOUT_EXCEEDED ...)."""
+CANCEL_WAIT_SECONDS = 5.0
 _ERROR_CODE = re.compile(r"Code: (\d+)")
 
 
@@ -100,6 +103,8 @@ class Store:
     client: Client = field(init=False, repr=False)
     _reader: Client | None = field(init=False, repr=False, default=None)
     _reading: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _mark: str = field(init=False, repr=False, default_factory=lambda: uuid.uuid4().hex)
+    """Tags this store's analyst queries in ``system.processes``, so close() can stop them."""
 
     def __post_init__(self) -> None:
         if not _DATABASE_NAME.match(self.database):
@@ -176,7 +181,8 @@ class Store:
         with self._reading:
             try:
                 canonical = self._clickhouse_check(statement)
-                return bytes(self.reader.raw_query(canonical, fmt=fmt))
+                tagged = f"/* clicktrail-analyst-{self._mark} */ {canonical}"
+                return bytes(self.reader.raw_query(tagged, fmt=fmt))
             except ClickHouseError as error:
                 # chDB hands what a failed query had written (a header, part of a block)
                 # to the session's next answer: a failed session is not used again
@@ -208,14 +214,30 @@ class Store:
         return canonical
 
     def close(self) -> None:
-        # a reader still running an analyst query is left to its time limit: closing it
-        # would wait for that query, and shutdown must not
-        if self._reader is not None and self._reading.acquire(blocking=False):
+        """Close both sessions; an analyst query still running is cancelled first, since
+        closing under it waits for it (or, at exit, crashes the engine beneath it)."""
+        if self._reader is not None:
+            if not self._reading.acquire(blocking=False):
+                self.cancel_analyst_queries()
+                if not self._reading.acquire(timeout=CANCEL_WAIT_SECONDS):
+                    self.client.close()
+                    return
             try:
-                self._reader.close()
+                if self._reader is not None:
+                    self._reader.close()
             finally:
                 self._reading.release()
         self.client.close()
+
+    def cancel_analyst_queries(self) -> bytes:
+        """Stop this store's running analyst queries (from the writer's session, which
+        ``readonly`` does not bind); each then fails in its own thread. Returns ``b""``."""
+        with contextlib.suppress(ClickHouseError):  # if not, the time limit still ends it
+            self.client.command(
+                "KILL QUERY WHERE query LIKE {mark:String} AND query_id != queryID() SYNC",
+                parameters={"mark": f"%clicktrail-analyst-{self._mark}%"},
+            )
+        return b""
 
 
 def _refusal(error: ClickHouseError) -> StoreError:
