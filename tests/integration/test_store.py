@@ -11,7 +11,7 @@ import pytest
 from clicktrail.contracts import EVENT_ADAPTER, SinkBackpressure
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.migrations import discover, migrate
-from clicktrail.sinks.store import Store, StoreError, resolve_dsn
+from clicktrail.sinks.store import QueryRefused, Store, StoreError, resolve_dsn
 
 TABLES = {
     "impressions",
@@ -144,10 +144,14 @@ def test_failed_insert_keeps_rows_for_the_next_flush(store: Store) -> None:
 def test_analyst_sql_is_read_only(store: Store) -> None:
     out = store.read_only(f"SELECT count() AS n FROM {store.database}.clicks", "csv")
     assert out.decode().splitlines() == ['"n"', "0"]
-    with pytest.raises(StoreError, match="readonly"):
-        store.read_only(f"DROP TABLE {store.database}.clicks")
-    with pytest.raises(StoreError, match="readonly"):
-        store.read_only(f"INSERT INTO {store.database}.dead_letters (reason) VALUES ('x')")
+    for statement in (
+        f"DROP TABLE {store.database}.clicks",
+        f"INSERT INTO {store.database}.dead_letters (reason) VALUES ('x')",
+    ):
+        with pytest.raises(QueryRefused, match="only SELECT") as refused:
+            store.read_only(statement)
+        assert refused.value.reason == "not_a_select"
+    assert store.rows(f"SELECT count() FROM {store.database}.dead_letters") == [(0,)]
 
 
 @pytest.mark.parametrize("dsn", ["mysql://x", "ftp://host", "chdb://"])

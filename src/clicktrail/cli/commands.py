@@ -128,8 +128,13 @@ def _read_only(args: argparse.Namespace, sql: str, fmt: str) -> bytes:
 
 
 def _query_service(url: str, sql: str, fmt: str) -> bytes:
+    """POST the SQL to the service's ``/v1/query``, with the operator token from the
+    environment when one is set (required there once a trusted proxy is configured)."""
+    from clicktrail.edge.auth import operator_token
+
     target = f"{url}/v1/query?{urllib.parse.urlencode({'format': fmt})}"
-    request = urllib.request.Request(target, data=sql.encode(), method="POST")
+    headers = {"authorization": f"Bearer {token}"} if (token := operator_token()) else {}
+    request = urllib.request.Request(target, data=sql.encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=300) as response:
             return bytes(response.read())

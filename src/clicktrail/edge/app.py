@@ -11,7 +11,6 @@ that is most of the per-request cost at these request rates.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clicktrail.edge.auth import operator_token
 from clicktrail.edge.backend import EdgeBackend, EmbeddedBackend
 from clicktrail.edge.batch import BatchIntake
 from clicktrail.edge.click import PREFIX as CLICK_PREFIX
@@ -34,7 +34,7 @@ from clicktrail.edge.health import Health, Metrics, Ready
 from clicktrail.edge.insights import AuctionInsightsImport
 from clicktrail.edge.pixel import ImpressionPixel
 from clicktrail.edge.postback import ConversionPixel, Postback
-from clicktrail.edge.query import QUERY_TOKEN_ENV, Query
+from clicktrail.edge.query import Query
 from clicktrail.edge.score import CheckpointScorer, Score
 from clicktrail.runtime.embedded import EmbeddedRuntime
 
@@ -158,10 +158,15 @@ def build_app(
     runtime: EmbeddedRuntime, *, query_token: str | None = None, clock: Clock | None = None
 ) -> EdgeApp:
     """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``
-    and ``/v1/score`` from the live models."""
+    and ``/v1/score`` from the live models.
+
+    ``query_token`` overrides the operator token otherwise read from the environment or
+    the registry (:func:`clicktrail.edge.query.operator_token`)."""
     backend = EmbeddedBackend(runtime)
     ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
-    token = query_token if query_token is not None else os.environ.get(QUERY_TOKEN_ENV)
-    query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token))
+    registry = runtime.registry
+    token = query_token or operator_token(registry.security.operator_token)
+    proxies = [str(cidr) for cidr in registry.edge.trusted_proxies]
+    query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token, proxies))
     score = EdgeRoute("/v1/score", ("GET",), Score(ctx, lambda: runtime.pipeline.models.models))
     return EdgeApp(ctx, [*tracking_routes(ctx), query, score])

@@ -34,16 +34,17 @@ from clicktrail.processors.signing import ClickIdSigner
 NOT_OWNED = "not_owned"
 BEARER = b"bearer "
 OPERATOR_TOKEN_ENV = "CLICKTRAIL_OPERATOR_TOKEN"
-LEGACY_TOKEN_ENV = "CLICKTRAIL_QUERY_TOKEN"
+QUERY_TOKEN_ENV = "CLICKTRAIL_QUERY_TOKEN"
+"""Deprecated alias of :data:`OPERATOR_TOKEN_ENV`, still read."""
 
 
-def operator_token(registry: Registry) -> str:
-    """The operator's token: the registry's, else the environment's ("" when none is set)."""
-    return (
-        registry.security.operator_token
-        or os.environ.get(OPERATOR_TOKEN_ENV, "")
-        or os.environ.get(LEGACY_TOKEN_ENV, "")
-    )
+def operator_token(configured: str = "") -> str | None:
+    """The operator token: the environment first, then the registry's
+    ``security.operator_token``, then the deprecated ``$CLICKTRAIL_QUERY_TOKEN``."""
+    for value in (os.environ.get(OPERATOR_TOKEN_ENV), configured, os.environ.get(QUERY_TOKEN_ENV)):
+        if value:
+            return value
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ def presented_key(headers: Mapping[bytes, bytes]) -> bytes | None:
 class KeyRing:
     """Every API key of the registry, by digest; built once when the edge starts."""
 
-    def __init__(self, registry: Registry, operator: str = "") -> None:
+    def __init__(self, registry: Registry, operator: str | None = None) -> None:
         self._owners: dict[bytes, Principal] = {}
         if operator:
             self._owners[_digest(operator)] = Principal("operator", operator=True)

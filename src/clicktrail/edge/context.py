@@ -64,7 +64,7 @@ class EdgeContext:
         self.clock = clock
         self.visitor = Visitor(settings, registry.privacy)
         self.signer = ClickIdSigner(registry.security.click_id_key)
-        self.keys = KeyRing(registry, operator_token(registry))
+        self.keys = KeyRing(registry, operator_token(registry.security.operator_token))
         self.scope = Scope(registry, self.signer)
         self.landing = {key: LandingPolicy(key, camp) for key, camp in registry.campaigns.items()}
         self.verifier = PostbackVerifier(

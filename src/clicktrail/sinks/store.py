@@ -7,9 +7,12 @@ the same client API, so everything above this module is target-agnostic.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +20,8 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from clicktrail.sinks import readonly_sql
 
 DEFAULT_DSN = "chdb://./var/clicktrail"
 DEFAULT_DATABASE = "clicktrail"
@@ -28,9 +33,43 @@ QUERY_OUTPUT_FORMATS = {
     "json": "JSONEachRow",
 }
 
+LIMIT_ERRORS = {
+    "158": "too many rows or bytes to read",
+    "159": "the time limit was exceeded",
+    "160": "the query would run too slowly",
+    "307": "too many bytes to read",
+    "396": "the result is too large",
+}
+"""ClickHouse error codes of a limit that stopped a query (TOO_MANY_ROWS, TIMEOUT_EXCEEDED ...)."""
+CANCEL_WAIT_SECONDS = 5.0
+_ERROR_CODE = re.compile(r"Code: (\d+)")
+
 
 class StoreError(Exception):
     """ClickHouse could not be reached or refused a statement; the message says which."""
+
+
+class QueryRefused(StoreError):
+    """Analyst SQL refused before or while it ran: ``reason`` is machine-readable
+    (a :mod:`~clicktrail.sinks.readonly_sql` reason, or ``query_limit``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one analyst query may cost; set on the read-only session, before ``readonly``
+    forbids changing them. Generous for analysts over clicktrail's tables, bounded for
+    anything else: ``numbers(1e12)`` is refused before it reads a row."""
+
+    max_execution_time: float = 30
+    max_result_rows: int = 1_000_000
+    max_result_bytes: int = 256 << 20
+    result_overflow_mode: str = "throw"
+    max_rows_to_read: int = 10_000_000_000
+    max_bytes_to_read: int = 1 << 40
 
 
 def resolve_dsn(dsn: str) -> str:
@@ -76,9 +115,13 @@ class Store:
     dsn: str
     """After construction, the DSN without its password (safe to print)."""
     database: str = DEFAULT_DATABASE
+    limits: QueryLimits = field(default_factory=QueryLimits)
     client: Client = field(init=False, repr=False)
     _reader: Client | None = field(init=False, repr=False, default=None)
     _connect_dsn: str = field(init=False, repr=False, default="")
+    _reading: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _mark: str = field(init=False, repr=False, default_factory=lambda: uuid.uuid4().hex)
+    """Tags this store's analyst queries in ``system.processes``, so close() can stop them."""
 
     def __post_init__(self) -> None:
         if not _DATABASE_NAME.match(self.database):
@@ -99,9 +142,10 @@ class Store:
     @property
     def reader(self) -> Client:
         """A separate read-only session: settings stick to a chDB session, so the
-        writer's session must never see ``readonly=1``."""
+        writer's session must never see ``readonly=1``. The limits are set first:
+        ``readonly=1`` then forbids any statement from changing them."""
         if self._reader is None:
-            self._reader = self._connect(readonly=1)
+            self._reader = self._connect(**asdict(self.limits), readonly=1)
         return self._reader
 
     @property
@@ -136,20 +180,93 @@ class Store:
             raise StoreError(_first_line(error)) from None
 
     def read_only(self, sql: str, output: str = "table") -> bytes:
-        """Run analyst SQL with ``readonly=1``: reads only, whatever the statement says."""
+        """Run one analyst SELECT under :class:`QueryLimits` and ``readonly=1``.
+
+        The statement passes :func:`readonly_sql.check`, is re-formatted by ClickHouse's
+        parser and its ``EXPLAIN AST`` judged by :func:`readonly_sql.check_clickhouse_ast`;
+        the re-formatted text is what runs. Refusals raise :class:`QueryRefused`.
+        """
         fmt = QUERY_OUTPUT_FORMATS.get(output)
         if fmt is None:
             choices = ", ".join(QUERY_OUTPUT_FORMATS)
-            raise StoreError(f"unknown output format {output!r}; use one of {choices}")
+            raise QueryRefused(
+                "unknown_format", f"unknown output format {output!r}; use one of {choices}"
+            )
         try:
-            return bytes(self.reader.raw_query(sql, settings={"readonly": 1}, fmt=fmt))
-        except ClickHouseError as error:
-            raise StoreError(_first_line(error)) from None
+            statement = readonly_sql.check(sql)
+        except readonly_sql.RefusedSql as refused:
+            raise QueryRefused(refused.reason, refused.message) from None
+        with self._reading:
+            try:
+                canonical = self._clickhouse_check(statement)
+                tagged = f"/* clicktrail-analyst-{self._mark} */ {canonical}"
+                return bytes(self.reader.raw_query(tagged, fmt=fmt))
+            except ClickHouseError as error:
+                # chDB hands what a failed query had written (a header, part of a block)
+                # to the session's next answer: a failed session is not used again
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+                raise _refusal(error) from None
+
+    def _clickhouse_check(self, statement: str) -> str:
+        """ClickHouse's own parse of ``statement``: its single-statement text, once the
+        AST of that text passed the same rules."""
+        canonical = bytes(
+            self.reader.raw_query(
+                "SELECT formatQuerySingleLine({sql:String})",
+                parameters={"sql": statement},
+                fmt="TSVRaw",
+            )
+        ).decode("utf-8")
+        canonical = canonical.removesuffix("\n")
+        tree = bytes(self.reader.raw_query(f"EXPLAIN AST {canonical}", fmt="TSVRaw"))
+        # the driver appends its FORMAT to what it sends: drop that last line of the tree
+        lines = tree.decode("utf-8", "replace").rstrip("\n").splitlines()
+        if lines and lines[-1] == " Identifier TSVRaw":
+            lines.pop()
+        try:
+            readonly_sql.check_clickhouse_ast("\n".join(lines))
+        except readonly_sql.RefusedSql as refused:
+            raise QueryRefused(refused.reason, refused.message) from None
+        return canonical
 
     def close(self) -> None:
+        """Close both sessions; an analyst query still running is cancelled first, since
+        closing under it waits for it (or, at exit, crashes the engine beneath it)."""
         if self._reader is not None:
-            self._reader.close()
+            if not self._reading.acquire(blocking=False):
+                self.cancel_analyst_queries()
+                if not self._reading.acquire(timeout=CANCEL_WAIT_SECONDS):
+                    self.client.close()
+                    return
+            try:
+                if self._reader is not None:
+                    self._reader.close()
+            finally:
+                self._reading.release()
         self.client.close()
+
+    def cancel_analyst_queries(self) -> bytes:
+        """Stop this store's running analyst queries (from the writer's session, which
+        ``readonly`` does not bind); each then fails in its own thread. Returns ``b""``."""
+        with contextlib.suppress(ClickHouseError):  # if not, the time limit still ends it
+            self.client.command(
+                "KILL QUERY WHERE query LIKE {mark:String} AND query_id != queryID() SYNC",
+                parameters={"mark": f"%clicktrail-analyst-{self._mark}%"},
+            )
+        return b""
+
+
+def _refusal(error: ClickHouseError) -> StoreError:
+    """A limit that stopped a query is the caller's ``query_limit``; anything else is the
+    engine's own message (a syntax error, an unknown table)."""
+    if "Multi-statements are not allowed" in str(error):
+        return QueryRefused("multiple_statements", "send one statement")
+    found = _ERROR_CODE.search(str(error))
+    if found and found.group(1) in LIMIT_ERRORS:
+        return QueryRefused("query_limit", f"{LIMIT_ERRORS[found.group(1)]}: {_first_line(error)}")
+    return StoreError(_first_line(error))
 
 
 def _first_line(error: BaseException) -> str:
