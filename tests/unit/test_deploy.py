@@ -75,10 +75,15 @@ def test_compose_takes_every_secret_from_the_environment_and_never_dev_mode() ->
         assert "--dev" not in service["command"], f"{name} is not on loopback"
         environment = service["environment"]
         assert "CLICKTRAIL_DEV" not in environment
-        for variable in ("CLICKTRAIL_CLICK_KEY", "ACME_POSTBACK_SECRET"):
+        for variable in ("CLICKTRAIL_CLICK_KEY", "ACME_POSTBACK_SECRET", "ACME_API_KEY"):
             assert environment[variable] == f"${{{variable}:?{_MESSAGE.format(variable)}}}"
     example = (ROOT / "deploy" / ".env.example").read_text("utf-8")
-    for variable in ("CLICKHOUSE_PASSWORD", "CLICKTRAIL_CLICK_KEY", "ACME_POSTBACK_SECRET"):
+    for variable in (
+        "CLICKHOUSE_PASSWORD",
+        "CLICKTRAIL_CLICK_KEY",
+        "ACME_POSTBACK_SECRET",
+        "ACME_API_KEY",
+    ):
         assert re.search(rf"^{variable}=\S*change-me", example, re.MULTILINE), variable
     assert "secrets.token_urlsafe(32)" in example
 
