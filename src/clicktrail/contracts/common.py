@@ -6,9 +6,11 @@ thing in every model, every JSON Schema and every ClickHouse column.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
@@ -16,6 +18,20 @@ SCHEMA_VERSION = 1
 
 EPOCH_MS_MIN = 946_684_800_000  # 2000-01-01: anything earlier is not epoch milliseconds
 EPOCH_MS_MAX = 4_102_444_800_000  # 2100-01-01
+FIRST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LAST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+"""Text without C0, DEL, C1 or Unicode line/paragraph separators: a CR/LF in a partner id
+becomes a forged header or report row downstream, a NUL truncates it in C consumers."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x0a``): for diagnostics that quote input."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def _parse_event_time(value: Any) -> Any:
@@ -45,8 +61,11 @@ def _parse_event_time(value: Any) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
+    """UTC, and within 2000-2100 however it was written (strings like epoch numbers)."""
     if value.tzinfo is None:
         raise ValueError("event time needs a UTC offset")
+    if not FIRST_TIME <= value < LAST_TIME:
+        raise ValueError("event time must be between 2000-01-01 and 2100-01-01")
     return value.astimezone(UTC)
 
 
@@ -67,23 +86,54 @@ Id = Annotated[
     ),
 ]
 
-Text = Annotated[str, Field(max_length=2048)]
-ShortText = Annotated[str, Field(max_length=256)]
+Text = Annotated[str, Field(max_length=2048, pattern=NO_CONTROL)]
+ShortText = Annotated[str, Field(max_length=256, pattern=NO_CONTROL)]
+Diagnostic = Annotated[str, Field(max_length=2048)]
+"""Text the pipeline writes itself (an error message, a delivery failure): may span lines."""
 
 Money = Annotated[
     float,
     Field(ge=0, le=1e12, allow_inf_nan=False, description="Non-negative amount."),
 ]
 
+CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+"""ISO 4217 codes. pycountry (pinned) ships the ISO tables and follows their revisions, and
+it serves countries too, so one maintained dependency answers both; built once, a set
+lookup per event."""
+COUNTRIES = frozenset(country.alpha_2 for country in pycountry.countries)
+"""ISO 3166-1 alpha-2 codes (pycountry, as above)."""
+
+
+def _currency(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+    return value
+
+
+def _country(value: str) -> str:
+    value = value.upper()
+    if value not in COUNTRIES:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
 CurrencyCode = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. USD"),
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency code, e.g. USD",
+        json_schema_extra={"enum": sorted(CURRENCIES)},
+    ),
+    AfterValidator(_currency),
 ]
 
 CountryCode = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2 country code"),
-    AfterValidator(str.upper),
+    Field(
+        pattern=r"^[A-Za-z]{2}$",
+        description="ISO 3166-1 alpha-2 country code, either case (stored upper case)",
+    ),
+    AfterValidator(_country),
 ]
 
 ActionName = Annotated[
