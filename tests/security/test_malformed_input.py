@@ -29,7 +29,9 @@ CLICK: dict[str, Any] = {
     "campaign_id": "acme-brand-search",
     "partner_id": "agency-search",
 }
-JSON = [(b"content-type", b"application/json")]
+API_KEY = (b"authorization", b"Bearer acme-dev-api-key-change-me")
+"""The example advertiser's key: ignored until the edge authenticates, then required."""
+JSON = [API_KEY, (b"content-type", b"application/json")]
 NON_ASCII_CLICK_ID = "A" * 20 + "." + "é" * 12  # the shape verify() compares byte-wise
 
 
@@ -170,7 +172,8 @@ def test_the_batch_endpoint_answers_every_body_below_500(items: list[Any]) -> No
     EDGE.bus.records.clear()
     answer = EDGE.call("POST", "/v1/events", headers=JSON, body=orjson.dumps(items))
     assert answer.status < 500, answer.body
-    assert len(EDGE.bus.records) == len(items), "every item is published or dead-lettered"
+    if "accepted" in answer.json():
+        assert len(EDGE.bus.records) == len(items), "every item is published or dead-lettered"
 
 
 PAIRS = st.lists(
@@ -185,14 +188,13 @@ PAIRS = st.lists(
 
 @FUZZ
 @given(pairs=PAIRS, body=st.one_of(st.none(), JSON_VALUES))
-def test_postbacks_answer_every_request_below_500(
-    pairs: list[tuple[str, str]], body: Any
-) -> None:
+def test_postbacks_answer_every_request_below_500(pairs: list[tuple[str, str]], body: Any) -> None:
     query = urlencode([("advertiser", "acme"), ("key", EDGE.secret), *pairs])
     if body is None:
         answer = EDGE.get("/postback", query)
     else:
-        answer = EDGE.call("POST", "/postback", query, headers=JSON, body=orjson.dumps(body))
+        kind = [(b"content-type", b"application/json")]
+        answer = EDGE.call("POST", "/postback", query, headers=kind, body=orjson.dumps(body))
     assert answer.status < 500, answer.body
     pixel = EDGE.get("/cv.gif", urlencode(pairs))
     assert pixel.status < 500, pixel.body

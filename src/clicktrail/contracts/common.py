@@ -86,8 +86,17 @@ Id = Annotated[
     ),
 ]
 
-Text = Annotated[str, Field(max_length=2048, pattern=NO_CONTROL)]
-ShortText = Annotated[str, Field(max_length=256, pattern=NO_CONTROL)]
+
+def _no_control(value: Any) -> Any:
+    """Checked before ``str_strip_whitespace``: a trailing CR/LF is refused, not trimmed."""
+    if isinstance(value, str) and _CONTROL.search(value) is not None:
+        raise ValueError("control characters (C0, DEL, C1, U+2028/9) are not allowed")
+    return value
+
+
+_TEXT = BeforeValidator(_no_control)
+Text = Annotated[str, Field(max_length=2048, pattern=NO_CONTROL), _TEXT]
+ShortText = Annotated[str, Field(max_length=256, pattern=NO_CONTROL), _TEXT]
 Diagnostic = Annotated[str, Field(max_length=2048)]
 """Text the pipeline writes itself (an error message, a delivery failure): may span lines."""
 
