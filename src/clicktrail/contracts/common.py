@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 SCHEMA_VERSION = 1
 """Current version of the public event contract (``schema_version`` field)."""
@@ -73,7 +80,19 @@ EventTime = Annotated[
     datetime,
     BeforeValidator(_parse_event_time, json_schema_input_type=datetime | int),
     AfterValidator(_to_utc),
-    Field(description="Event time: RFC 3339 with offset, or epoch milliseconds. Stored in UTC."),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": "^20[0-9]{2}-"},
+                {"type": "number", "minimum": EPOCH_MS_MIN, "maximum": EPOCH_MS_MAX},
+            ]
+        },
+        mode="validation",
+    ),
+    Field(
+        description="Event time: RFC 3339 with offset, or epoch milliseconds; "
+        "2000-01-01 to 2100-01-01. Stored in UTC."
+    ),
 ]
 
 Id = Annotated[
@@ -97,6 +116,20 @@ def _no_control(value: Any) -> Any:
 _TEXT = BeforeValidator(_no_control)
 Text = Annotated[str, Field(max_length=2048, pattern=NO_CONTROL), _TEXT]
 ShortText = Annotated[str, Field(max_length=256, pattern=NO_CONTROL), _TEXT]
+IpAddress = Annotated[
+    ShortText,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "ipv4"},
+                {"type": "string", "format": "ipv6"},
+            ],
+            "description": "IPv4 or IPv6 address (with ip_mode hash, also the intake's own "
+            "h: + 24 hex digits)",
+        },
+        mode="validation",
+    ),
+]
 Diagnostic = Annotated[str, Field(max_length=2048)]
 """Text the pipeline writes itself (an error message, a delivery failure): may span lines."""
 
@@ -141,6 +174,7 @@ CountryCode = Annotated[
     Field(
         pattern=r"^[A-Za-z]{2}$",
         description="ISO 3166-1 alpha-2 country code, either case (stored upper case)",
+        json_schema_extra={"enum": sorted(COUNTRIES) + sorted(c.lower() for c in COUNTRIES)},
     ),
     AfterValidator(_country),
 ]
