@@ -110,6 +110,18 @@ class TestClickIds:
         assert isinstance(refused, Rejection) and refused.reason == "invalid_field"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="edge/postback.py re-serializes body values with orjson.dumps, which refuses more "
+    "than 254 levels: the fix belongs to that module's owner (refuse non-scalar values)",
+)
+def test_a_deep_json_postback_body_is_a_400() -> None:
+    edge = make_edge()
+    body = b'{"advertiser":"acme","key":"' + edge.secret.encode() + b'","x":' + nested(300) + b"}"
+    answer = edge.call("POST", "/postback", headers=JSON[1:], body=body)
+    assert answer.status == 400, answer.body
+
+
 def test_replay_dead_letters_hostile_lines_and_exits_zero(tmp_path: Path) -> None:
     lines = [
         orjson.dumps({**CLICK, "type": ["click"]}),
