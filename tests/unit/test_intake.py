@@ -97,7 +97,24 @@ class TestAnonymization:
         assert first.user.ip == again.user.ip != other_key.user.ip
         assert "203.0.113" not in first.user.ip
 
-    def test_already_anonymized_values_pass_through(self) -> None:
-        event = make_intake().validate({**CLICK, "user": {"ip": "h:abc123"}})
-        assert isinstance(event, Click)
-        assert event.user.ip == "h:abc123"
+    def test_anonymizing_twice_changes_nothing(self) -> None:
+        truncated = make_intake().validate({**CLICK, "user": {"ip": "203.0.113.0"}})
+        assert isinstance(truncated, Click) and truncated.user.ip == "203.0.113.0"
+        hashing = make_intake(ip_mode="hash", ip_hash_key="k" * 16)
+        first = hashing.validate(CLICK)
+        assert isinstance(first, Click) and first.user.ip is not None
+        again = hashing.validate({**CLICK, "user": {"ip": first.user.ip}})
+        assert isinstance(again, Click) and again.user.ip == first.user.ip
+
+    @pytest.mark.parametrize("ip", ["h:abc123", "h:203.0.113.77", "h:" + "a" * 24])
+    def test_a_hash_prefix_is_not_an_address_in_truncate_mode(self, ip: str) -> None:
+        refused = make_intake().validate({**CLICK, "user": {"ip": ip}})
+        assert isinstance(refused, Rejection) and refused.reason == "invalid_field"
+
+    @pytest.mark.parametrize(
+        "ip", ["h:abc123", "h:203.0.113.77", "h:" + "A" * 24, "h:" + "a" * 25, "H:" + "a" * 24]
+    )
+    def test_hash_mode_passes_only_its_own_shape(self, ip: str) -> None:
+        intake = make_intake(ip_mode="hash", ip_hash_key="k" * 16)
+        refused = intake.validate({**CLICK, "user": {"ip": ip}})
+        assert isinstance(refused, Rejection) and refused.reason == "invalid_field"

@@ -206,6 +206,13 @@ class IntakeSettings(Section):
     max_future_skew_seconds: float = Field(
         3600, ge=0, description="Events further in the future than this are rejected"
     )
+    max_past_days: float = Field(
+        3650,
+        gt=0,
+        le=36_500,
+        description="Events older than this are rejected (past_timestamp): a decade covers "
+        "any honest backfill, while a year-2001 click is a broken or forged sender",
+    )
 
 
 class EdgeSettings(Section):

@@ -9,9 +9,9 @@ ClickHouse) consumes exactly them. Version changes go through
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from clicktrail.contracts.common import (
     SCHEMA_VERSION,
@@ -21,6 +21,7 @@ from clicktrail.contracts.common import (
     CurrencyCode,
     EventTime,
     Id,
+    IpAddress,
     Money,
     ShortText,
     Text,
@@ -65,7 +66,7 @@ class UserContext(Contract):
     """
 
     user_id: Id | None = Field(None, description="Hashed cookie or device id")
-    ip: ShortText | None = Field(None, description="IP address; truncated or hashed at intake")
+    ip: IpAddress | None = Field(None, description="IP address; truncated or hashed at intake")
     user_agent: Text | None = None
     country: CountryCode | None = None
     device_type: DeviceType | None = None
@@ -73,10 +74,19 @@ class UserContext(Contract):
     segments: list[ShortText] = Field(default_factory=list, max_length=64)
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    """The intake refuses an event without ``type`` (missing_type): the schema says so too."""
+    schema["required"] = ["type", *schema.get("required", [])]
+
+
 class _Event(Contract):
+    model_config = ConfigDict(json_schema_extra=_type_required)
+
     event_id: Id = Field(description="Unique per event: the deduplication key")
     ts: EventTime
-    schema_version: int = Field(SCHEMA_VERSION, description="Contract version")
+    schema_version: int = Field(
+        SCHEMA_VERSION, description="Contract version", json_schema_extra={"const": SCHEMA_VERSION}
+    )
     user: UserContext = Field(default_factory=UserContext)
 
     @field_validator("schema_version")
@@ -118,7 +128,9 @@ class Click(_Event):
     advertiser_id: Id | None = None
     partner_id: Id
     channel: Channel = Channel.other
-    sub_ids: dict[ShortText, ShortText] = Field(default_factory=dict, max_length=20)
+    sub_ids: dict[ShortText, ShortText] = Field(
+        default_factory=dict, max_length=20, json_schema_extra={"additionalProperties": False}
+    )
     keyword: ShortText | None = None
     ad_domain: ShortText | None = None
     landing_url: Text | None = None
@@ -129,6 +141,7 @@ class Click(_Event):
         default_factory=dict,
         max_length=10,
         description="gclid / msclkid / fbclid / ttclid ... seen on the landing URL",
+        json_schema_extra={"additionalProperties": False},
     )
     cost: Money | None = None
 

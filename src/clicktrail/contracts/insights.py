@@ -25,7 +25,7 @@ Domain = Annotated[
     str,
     Field(
         max_length=253,
-        pattern=r"^[^\s/:@]+\.[^\s/:@]+$",
+        pattern=r"^[^\s/:@\x00-\x1f\x7f-\x9f\u2028\u2029]+\.[^\s/:@\x00-\x1f\x7f-\x9f\u2028\u2029]+$",
         description="Display domain, e.g. acme.example: lower-cased, no scheme or path",
     ),
     AfterValidator(str.lower),

@@ -17,11 +17,11 @@ from clicktrail.contracts.common import (
     Contract,
     CountryCode,
     CurrencyCode,
+    Diagnostic,
     EventTime,
     Id,
     Money,
     ShortText,
-    Text,
 )
 from clicktrail.contracts.events import Channel, ConversionStatus, DeviceType
 
@@ -153,7 +153,7 @@ class Alert(Contract):
     severity: Severity
     status: Literal["sent", "failed", "retrying", "suppressed"]
     attempt: int = Field(1, ge=1)
-    error: Text | None = None
+    error: Diagnostic | None = None
     payload: str = Field(description="The JSON body that was (or would have been) sent")
 
 
@@ -164,7 +164,7 @@ class DeadLetter(Contract):
     received_at: datetime
     source: ShortText = Field(description="replay:<file>, edge:<endpoint>, topic:<name>")
     reason: ShortText = Field(description="Machine-readable reason code, e.g. invalid_json")
-    message: Text = Field(description="Human-readable explanation")
+    message: Diagnostic = Field(description="Human-readable explanation")
     event_type: ShortText | None = None
     event_id: ShortText | None = None
     payload: str = Field(description="The raw input, truncated to 64 KiB")

@@ -4,7 +4,9 @@ Each campaign's policy is built and checked once, at start-up. Per click the
 template's ``{macro}`` placeholders are filled with URL-encoded values, an
 override (``url=`` / ``to=`` / ``lp=``) is accepted only on an allowed host, and
 the final URL is checked again, strictly: http(s), a plain host name (no user
-info, no backslashes, no control characters) from the allow-list.
+info, no backslashes, no control characters) from the allow-list, and a port in
+1-65535 that is the landing URL's own (or none): another port on an allowed host is
+another service, which the campaign never named.
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ from clicktrail.edge.errors import EdgeError
 OVERRIDE_PARAMS = ("url", "to", "lp")
 _MACRO = re.compile(r"\{([A-Za-z0-9_]{1,64})\}")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_NETLOC = re.compile(rf"^({_LABEL}(?:\.{_LABEL})*)(?::\d{{1,5}})?$")
+_NETLOC = re.compile(rf"^({_LABEL}(?:\.{_LABEL})*)(?::(\d{{1,5}}))?$")
 _PLAIN = re.compile(r"[A-Za-z0-9_.~\-]*")  # fullmatch: "$" would let a final "\n" through
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
 MAX_URL = 2048
 
 
-def allowed_host(url: str, hosts: frozenset[str]) -> str | None:
-    """The URL's host if it is http(s) on an allowed host and unambiguous to every parser."""
+MAX_PORT = 65_535
+ANY_PORT: frozenset[int | None] = frozenset()
+
+
+def allowed_host(
+    url: str, hosts: frozenset[str], ports: frozenset[int | None] = ANY_PORT
+) -> str | None:
+    """The URL's host if it is http(s) on an allowed host and unambiguous to every parser,
+    with a port in 1-65535 (and in ``ports``, unless that is empty)."""
     if len(url) > MAX_URL or _UNSAFE.search(url):
         return None
     try:
@@ -39,7 +48,12 @@ def allowed_host(url: str, hosts: frozenset[str]) -> str | None:
     match = _NETLOC.match(parts.netloc.lower())
     if match is None:
         return None
-    host = match.group(1)
+    host, digits = match.group(1), match.group(2)
+    port = int(digits) if digits is not None else None
+    if port is not None and not 1 <= port <= MAX_PORT:
+        return None
+    if ports and port not in ports:
+        return None
     return host if host in hosts else None
 
 
@@ -60,7 +74,11 @@ class LandingPolicy:
         self.campaign_id = campaign_id
         self.template = template
         self.hosts = frozenset([host, *campaign.landing_domains])
-        if allowed_host(probe, self.hosts) is None:
+        port = _NETLOC.match(parts.netloc.lower())
+        self.ports: frozenset[int | None] = frozenset(
+            {None, int(port.group(2)) if port and port.group(2) else None}
+        )
+        if allowed_host(probe, self.hosts, self.ports) is None:
             raise ValueError(
                 f"campaigns.{campaign_id}.landing_url: {template!r} is not a plain http(s) URL"
             )
@@ -88,14 +106,15 @@ class LandingPolicy:
     def _override(
         self, name: str, override: str, params: Mapping[str, str], macros: Mapping[str, str]
     ) -> str:
-        if allowed_host(override, self.hosts) is None:
+        if allowed_host(override, self.hosts, self.ports) is None:
             raise EdgeError(
                 400,
                 "landing_domain_not_allowed",
-                f"{name}= must be an http(s) URL on {', '.join(sorted(self.hosts))}",
+                f"{name}= must be an http(s) URL on {', '.join(sorted(self.hosts))}"
+                " without another port than the landing URL's",
             )
         url = expand(override, macros, params)
-        if allowed_host(url, self.hosts) is None:
+        if allowed_host(url, self.hosts, self.ports) is None:
             raise EdgeError(
                 400, "landing_domain_not_allowed", "the landing URL leaves the allowed domains"
             )

@@ -172,8 +172,13 @@ class Postback(ConversionEndpoint):
                 data = orjson.loads(call.body)
             except orjson.JSONDecodeError as error:
                 raise EdgeError(400, "invalid_json", f"body is not valid JSON: {error}") from None
-            if not isinstance(data, dict) or len(data) > 64:
-                raise EdgeError(400, "not_an_object", "a JSON postback is one flat object")
+            flat = isinstance(data, dict) and not any(
+                isinstance(v, dict | list) for v in data.values()
+            )
+            if not flat or len(data) > 64:
+                raise EdgeError(
+                    400, "not_an_object", "a JSON postback is one flat object of plain values"
+                )
             return [
                 (str(k), v if isinstance(v, str) else orjson.dumps(v).decode())
                 for k, v in data.items()

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from starlette.types import Scope
 
 from clicktrail.config.registry import EdgeSettings, PrivacySettings
+from clicktrail.contracts.common import COUNTRIES
 from clicktrail.processors.privacy import ip_anonymizer
 
 _ID = re.compile(r"^[A-Za-z0-9._:~\-]{1,128}\Z")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 MAX_USER_AGENT = 2048
 MAX_TEXT = 256
 CACHE_SIZE = 65_536
@@ -29,6 +30,19 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def mint_user_id() -> str:
     return os.urandom(12).hex()
+
+
+def plain_header(raw: bytes) -> str:
+    """A header value as text the contract accepts: UTF-8 (or Latin-1 when it is not),
+    control characters replaced by one space. Headers come from browsers: a tab or a
+    stray byte in a user agent is not the visitor's fault and must not cost the event."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    if text.isascii() and text.isprintable():
+        return text.strip()
+    return _CONTROL.sub(" ", text).strip()
 
 
 class Visitor:
@@ -136,11 +150,14 @@ class Visitor:
             user["ip"] = ip
         agent = headers.get(b"user-agent")
         if agent:
-            user["user_agent"] = agent[:MAX_USER_AGENT].decode("latin-1")
+            text = plain_header(agent[:MAX_USER_AGENT])
+            if text:
+                user["user_agent"] = text
         country = params.get("country") or params.get("geo")
         if not country and self._country_header is not None:
-            sent = headers.get(self._country_header, b"").decode("latin-1")
-            country = sent if _COUNTRY.match(sent) else None
+            # a CDN's own codes (XX unknown, T1 Tor) are no country: the event goes without
+            sent = headers.get(self._country_header, b"").decode("latin-1").upper()
+            country = sent if sent in COUNTRIES else None
         if country:
             user["country"] = country
         device = params.get("device_type") or params.get("device")

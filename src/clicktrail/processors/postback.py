@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote
@@ -41,6 +42,10 @@ ADVERTISER = ("advertiser", "adv")
 CAMPAIGN = ("campaign_id", "campaign")
 PARTNER = ("partner_id", "partner", "pid")
 USER = ("user_id", "uid")
+
+_ID = re.compile(r"[A-Za-z0-9._:~\-]{1,128}")
+"""The contract's id alphabet: a click id outside it is refused before any signature check
+(``hmac.compare_digest`` raises on non-ASCII text instead of answering False)."""
 
 _STATUS_WORDS: dict[str, ConversionStatus] = {}
 for _status, _words in {
@@ -111,6 +116,9 @@ def conversion_fields(params: Mapping[str, str], default_action: str) -> dict[st
         value = first(params, names)
         if value is not None:
             fields[field] = value
+    click_id = fields.get("click_id")
+    if isinstance(click_id, str) and not _ID.fullmatch(click_id):
+        raise PostbackError("invalid_param", "click_id must be 1-128 letters, digits and . _ : ~ -")
     currency = first(params, CURRENCY)
     if currency is not None:
         fields["currency"] = currency.strip().upper()

@@ -3,6 +3,11 @@
 Truncation keeps the network (/24 for IPv4, /48 for IPv6) so datacenter ranges
 and per-network click counts still work; hashing keeps per-address counts
 without the address. ``none`` exists for closed test environments only.
+
+Both functions are idempotent (the edge anonymizes, the intake again) without trusting
+the sender: a truncated address truncates to itself, and in hash mode only the exact
+shape this module produces (``h:`` + 24 lowercase hex digits) passes as already hashed.
+Anything else that is not an address raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Literal
 
 IpMode = Literal["truncate", "hash", "none"]
 HASH_PREFIX = "h:"
+HASH_DIGITS = 24
+_HASHED = re.compile(rf"{HASH_PREFIX}[0-9a-f]{{{HASH_DIGITS}}}")
 
 
 def _truncate_ipv4(value: str) -> str | None:
@@ -48,20 +56,14 @@ def ip_anonymizer(mode: IpMode, key: str = "") -> Callable[[str], str]:
     if mode == "none":
         return lambda value: value
     if mode == "truncate":
-
-        def truncate(value: str) -> str:
-            if value.startswith(HASH_PREFIX):
-                return value
-            return truncate_ip(value)
-
-        return truncate
+        return truncate_ip
     secret = key.encode()
 
     def hash_ip(value: str) -> str:
-        if value.startswith(HASH_PREFIX):
+        if _HASHED.fullmatch(value):
             return value
         canonical = str(ipaddress.ip_address(value))
-        digest = hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()[:24]
+        digest = hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()[:HASH_DIGITS]
         return HASH_PREFIX + digest
 
     return hash_ip

@@ -35,6 +35,7 @@ from clicktrail.processors.fraud.inheritance import InheritedReasons
 from clicktrail.processors.fraud.mismatch import mismatch_rule
 from clicktrail.processors.fraud.partners import PartnerMonitor, PartnerWindow
 from clicktrail.processors.fraud.postbacks import ClickIdRule, ReplayRule
+from clicktrail.processors.fraud.unknown_ids import UnknownIdRule
 from clicktrail.processors.fraud.verdicts import Combiner, combined_score
 
 FRAUD_STATE = (
@@ -72,6 +73,7 @@ class FraudDetector:
         self.injection = InjectionRule(registry.actions, settings)
         self.click_ids = ClickIdRule(registry.security.click_id_key)
         self.replays = ReplayRule(stores("fraud_txids"), RETENTION.total_seconds())
+        self.unknown_ids = UnknownIdRule(registry)
         self.flagged = stores("fraud_flagged")
         self.inherited = InheritedReasons(stores("fraud_click_conversions"), self.combine)
         model = PartnerAnomaly(threshold=settings.anomaly_threshold, seed=seed)
@@ -89,6 +91,7 @@ class FraudDetector:
     def on_click(self, click: Click) -> list[FraudVerdict]:
         hits = [*self.bots(click), *self.datacenter(click)]
         bot = any(h.reason in BOT_REASONS for h in hits)
+        hits += self.unknown_ids(click.partner_id, click.campaign_id)
         hits += self.flood(click)
         out, newly = self._judge_clicks(
             click.click_id, click.campaign_id, click.partner_id, click.ts, hits
@@ -106,7 +109,11 @@ class FraudDetector:
     def on_conversion(self, resolved: ResolvedConversion) -> list[FraudVerdict]:
         conversion, click = resolved.conversion, resolved.click
         repeat = self.replays.is_repeat(conversion)
-        hits = [*self.click_ids(resolved), *self.replays(conversion)]
+        hits = [
+            *self.click_ids(resolved),
+            *self.replays(conversion),
+            *self.unknown_ids(conversion.partner_id, conversion.campaign_id),
+        ]
         ctit = None
         if click is not None:
             ctit = None if repeat else ctit_seconds(conversion, click)
