@@ -3,15 +3,20 @@
 ``chdb://path`` runs the ClickHouse engine inside this process with its data in
 ``path``; ``http(s)://host:8123`` talks to a server. Both speak the same SQL and
 the same client API, so everything above this module is target-agnostic.
+
+Every statement holds the store's lock: ``clicktrail run`` writes from its
+processing thread while ``/readyz`` and ``/v1/query`` read from worker threads,
+and chDB sessions sharing one engine are not known to be safe to use at once.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -54,6 +59,36 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(resolved.removeprefix("chdb://")) if resolved.startswith("chdb://") else None
 
 
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _engine_lock(dsn: str) -> threading.RLock:
+    """One lock per target: every Store on the same chDB directory shares one engine."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(dsn, threading.RLock())
+
+
+class _Serialized:
+    """A client whose every call holds ``lock``: one statement at a time per store."""
+
+    def __init__(self, client: Client, lock: threading.RLock) -> None:
+        self._client = client
+        self._lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        lock = self._lock
+
+        def serialized(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return attribute(*args, **kwargs)
+
+        return serialized
+
+
 @dataclass
 class Store:
     """A connected ClickHouse target and the database clicktrail's tables live in."""
@@ -62,11 +97,13 @@ class Store:
     database: str = DEFAULT_DATABASE
     client: Client = field(init=False, repr=False)
     _reader: Client | None = field(init=False, repr=False, default=None)
+    lock: threading.RLock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _DATABASE_NAME.match(self.database):
             raise StoreError(f"invalid database name {self.database!r}")
         self.dsn = resolve_dsn(self.dsn)
+        self.lock = _engine_lock(self.dsn)
         path = chdb_path(self.dsn)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
@@ -74,17 +111,20 @@ class Store:
 
     def _connect(self, **settings: Any) -> Client:
         try:
-            return clickhouse_connect.get_client(dsn=self.dsn, settings=settings or None)
+            with self.lock:  # a new session on a shared engine: not beside a statement
+                client = clickhouse_connect.get_client(dsn=self.dsn, settings=settings or None)
         except Exception as error:  # the driver raises many kinds; callers need one
             raise StoreError(f"cannot open store {self.dsn}: {_first_line(error)}") from None
+        return cast(Client, _Serialized(client, self.lock))
 
     @property
     def reader(self) -> Client:
         """A separate read-only session: settings stick to a chDB session, so the
         writer's session must never see ``readonly=1``."""
-        if self._reader is None:
-            self._reader = self._connect(readonly=1)
-        return self._reader
+        with self.lock:
+            if self._reader is None:
+                self._reader = self._connect(readonly=1)
+            return self._reader
 
     @property
     def embedded(self) -> bool:
