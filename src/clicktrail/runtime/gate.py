@@ -54,6 +54,17 @@ class IntakeGate:
         """One already-decoded JSON value."""
         return self._settle(self.intake.validate(data), data, source)
 
+    def validate(self, item: Any) -> AnyEvent | Rejection:
+        """Parse (bytes) or validate (a decoded value) one input without publishing it: no
+        side effect, so a worker thread may run it; hand the result to :meth:`settle`."""
+        if isinstance(item, bytes):
+            return self.intake.parse(item)
+        return self.intake.validate(item)
+
+    def settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
+        """Publish what :meth:`validate` returned, or dead-letter it; on the producer's thread."""
+        return self._settle(result, raw, source)
+
     def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
         """Publish a whole parsed export; parsing every row first is what makes an import
         all or nothing. Returns the rows published."""
