@@ -163,5 +163,6 @@ def build_app(
     ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
     token = query_token if query_token is not None else os.environ.get(QUERY_TOKEN_ENV)
     query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token))
-    score = EdgeRoute("/v1/score", ("GET",), Score(ctx, lambda: runtime.pipeline.models.models))
+    live = Score(ctx, lambda: runtime.pipeline.models.models, runtime.models_lock)
+    score = EdgeRoute("/v1/score", ("GET",), live)
     return EdgeApp(ctx, [*tracking_routes(ctx), query, score])
