@@ -7,19 +7,26 @@ ClickHouse on it, and ``/healthz`` went unanswered for seconds.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from pydantic import BaseModel
 
 from clicktrail.bench.stall import Probe, simulated_batch
-from clicktrail.config import parse_registry
-from clicktrail.edge.app import build_app
-from clicktrail.edge.batch import MAX_BATCH_EVENTS
+from clicktrail.bus.topics import CLICKS, DEAD_LETTERS
+from clicktrail.config import Registry, parse_registry
+from clicktrail.contracts import AnyEvent, DeadLetter
+from clicktrail.edge.app import build_app, build_edge
+from clicktrail.edge.backend import BusBackend
+from clicktrail.edge.batch import INLINE_ITEMS, MAX_BATCH_EVENTS, BatchIntake
 from clicktrail.edge.serve import serve_in_thread
+from clicktrail.processors.intake import Rejection
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.models_lock import ModelsLock
 from clicktrail.sinks.store import Store
@@ -86,3 +93,76 @@ def test_a_waiting_reader_gets_the_models_between_two_chunks() -> None:
         order.append("reader")
     thread.join(5)
     assert order == ["chunk 0", "reader", "chunk 1", "chunk 2"]
+
+
+class ThreadRecorder:
+    """A Producer that notes which thread published each record."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, BaseModel, int]] = []
+
+    def publish(self, topic: str, key: str, record: BaseModel) -> None:
+        self.records.append((topic, record, threading.get_ident()))
+
+    def flush(self) -> None:
+        return None
+
+
+def _batch_endpoint(bus: ThreadRecorder) -> BatchIntake:
+    routes = build_edge(BusBackend(Registry(), bus)).routes
+    return next(r.endpoint for r in routes if isinstance(r.endpoint, BatchIntake))
+
+
+def _clicks(count: int) -> list[Any]:
+    now = int(time.time() * 1000)
+    return [
+        {
+            "type": "click",
+            "event_id": f"e{n}",
+            "ts": now,
+            "click_id": f"k{n}",
+            "campaign_id": "c",
+            "partner_id": "p",
+        }
+        for n in range(count)
+    ]
+
+
+def test_a_large_batch_is_published_on_the_loop_in_order_with_its_refusals() -> None:
+    bus = ThreadRecorder()
+    batch = _batch_endpoint(bus)
+    items: list[Any] = _clicks(1_200)
+    items[7] = {"type": "click"}  # no ids: refused
+    items[900] = "not an object"
+    assert len(items) > INLINE_ITEMS, "validated in a worker thread"
+
+    async def submit() -> tuple[int, list[dict[str, Any]], int]:
+        accepted, rejected = await batch._submit_items(items)
+        return accepted, rejected, threading.get_ident()
+
+    accepted, rejected, loop_thread = asyncio.run(submit())
+    assert accepted == 1_198
+    assert [(r["index"], r["error"]) for r in rejected] == [
+        (7, "invalid_field"),
+        (900, "not_an_object"),
+    ]
+    assert {thread for _, _, thread in bus.records} == {loop_thread}
+    published = [record.event_id for topic, record, _ in bus.records if topic == CLICKS]
+    assert published == [f"e{n}" for n in range(1_200) if n not in (7, 900)]
+
+
+def test_the_check_hook_refuses_a_valid_event_and_dead_letters_it() -> None:
+    bus = ThreadRecorder()
+    batch = _batch_endpoint(bus)
+
+    def check(event: AnyEvent) -> Rejection | None:
+        if event.event_id == "e1":
+            return Rejection("out_of_scope", "not yours", event.type, event.event_id)
+        return None
+
+    accepted, rejected = asyncio.run(batch._submit_items(_clicks(3), check))
+    assert accepted == 2
+    assert rejected == [{"index": 1, "error": "out_of_scope", "message": "not yours"}]
+    letters = [record for topic, record, _ in bus.records if topic == DEAD_LETTERS]
+    assert [(letter.reason, letter.event_id) for letter in letters] == [("out_of_scope", "e1")]
+    assert all(isinstance(letter, DeadLetter) for letter in letters)
