@@ -63,7 +63,7 @@ def test_healthz_stays_fast_while_a_10k_batch_is_processed(store: Store, tmp_pat
 
     summary = probe.summary()
     assert summary["failures"] == 0
-    assert summary["samples"] > 50, "the probe ran while the batch was processed"
+    assert summary["sent"] > 50, "the probe ran while the batch was processed"
     assert summary["max_ms"] < MAX_HEALTHZ_S * 1000, summary
 
     stored: set[str] = set()
@@ -71,6 +71,14 @@ def test_healthz_stays_fast_while_a_10k_batch_is_processed(store: Store, tmp_pat
         rows = store.rows(f"SELECT event_id FROM {store.database}.{table}")
         stored.update(row[0] for row in rows)
     assert accepted <= stored, f"{len(accepted - stored)} accepted events never stored"
+
+
+def test_a_stalled_probe_counts_the_probes_it_kept_from_being_sent() -> None:
+    probe = Probe("http://127.0.0.1:9", every=0.005)
+    probe.record(0.0231)
+    probe.record(0.001)
+    assert [round(v * 1000, 1) for v in probe.latencies] == [23.1, 18.1, 13.1, 8.1, 3.1, 1.0]
+    assert probe.summary()["sent"] == 2
 
 
 def test_a_waiting_reader_gets_the_models_between_two_chunks() -> None:

@@ -183,8 +183,8 @@ def collect(
                 value,
                 "ms",
                 "p99 < 50 ms",
-                f"probe every 5 ms; last run: p50 {stall['p50_ms']:.2f} ms, "
-                f"max {stall['max_ms']:.1f} ms, {stall['samples']} probes; "
+                f"probe every 5 ms, stalls counted in full; last run: p50 "
+                f"{stall['p50_ms']:.2f} ms, max {stall['max_ms']:.1f} ms, {stall['sent']} probes; "
                 f"batch answered in {stall['post_s']:.2f} s, queue empty at "
                 f"{stall['drained_s']:.2f} s",
             )
