@@ -54,16 +54,14 @@ class BackgroundProcessing:
         self._error: BaseException | None = None
         self._switch_interval = sys.getswitchinterval()
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("processing is already started")
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
-        self._thread = threading.Thread(target=self._run, name="clicktrail-processing")
+        # daemon: a process leaving without stop() (a crash) must not hang on this thread;
+        # stop() is what writes everything out
+        self._thread = threading.Thread(target=self._run, name="clicktrail-processing", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
