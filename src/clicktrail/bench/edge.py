@@ -35,11 +35,12 @@ ENDPOINTS = ("pixel", "click", "postback", "batch")
 BATCH_EVENTS = 20
 SECRET = "bench-postback-secret-0123456789"
 CLICK_KEY = "bench-click-id-key-0123456789"
+API_KEY = "bench-api-key-0123456789abcdef"
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
 MAX_REQUESTS = 2_000_000
 CONFIG = f"""
 advertisers:
-  acme: {{postback_secret: {SECRET}}}
+  acme: {{postback_secret: {SECRET}, api_keys: [{API_KEY}]}}
 campaigns:
   shop:
     advertiser: acme
@@ -52,7 +53,7 @@ security: {{click_id_key: {CLICK_KEY}}}
 def _click_id() -> str:
     from clicktrail.processors.signing import ClickIdSigner
 
-    return ClickIdSigner(CLICK_KEY).mint(int(time.time() * 1000))
+    return ClickIdSigner(CLICK_KEY).mint(int(time.time() * 1000), "acme")
 
 
 def _batch_body() -> bytes:
@@ -87,6 +88,7 @@ def _requests(endpoint: str) -> tuple[str, str, dict[str, str], bytes, bool]:
         return "GET", target, headers, b"", True
     if endpoint == "batch":
         headers["Content-Type"] = "application/x-ndjson"
+        headers["Authorization"] = f"Bearer {API_KEY}"
         return "POST", "/v1/events", headers, _batch_body(), False
     raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {', '.join(ENDPOINTS)}")
 

@@ -3,6 +3,11 @@
 Every message gets an origin ``source@offset`` like a Kafka message has
 topic/partition/offset: offsets count up per source, so replaying the same
 file gives the same origins, which is what makes a re-run idempotent.
+
+One producer thread and one consumer thread may use it at once (``clicktrail
+run``: the event loop publishes, the processing thread drains): the queue is a
+``deque``, whose ``append`` and ``popleft`` are atomic, and the offset counters
+are only ever written by the producer.
 """
 
 from __future__ import annotations
@@ -51,8 +56,15 @@ class InProcessBus:
     def depth(self) -> int:
         return len(self._queue)
 
-    def drain(self) -> Iterator[Message]:
-        """Yield and remove queued messages in publish order, including ones added meanwhile."""
+    def drain(self, limit: int | None = None) -> Iterator[Message]:
+        """Yield and remove queued messages in publish order, including ones added meanwhile;
+        at most ``limit`` of them (None: until the queue is empty)."""
         queue = self._queue
-        while queue:
-            yield queue.popleft()
+        left = -1 if limit is None else limit
+        while left != 0:
+            try:
+                message = queue.popleft()
+            except IndexError:
+                return
+            left -= 1
+            yield message

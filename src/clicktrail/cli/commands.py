@@ -279,10 +279,10 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from clicktrail.bench.report import as_json, collect, table
+    from clicktrail.bench.report import PARTS, as_json, collect, table
 
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
-    unknown = parts - {"edge", "embedded", "sink", "faust", "latency"}
+    unknown = parts - set(PARTS)
     if unknown:
         print(
             f"clicktrail: error: unknown bench parts: {', '.join(sorted(unknown))}", file=sys.stderr

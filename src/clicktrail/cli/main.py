@@ -110,8 +110,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only",
-        default="edge,embedded,sink,faust,latency",
-        help="comma-separated parts to run (default: %(default)s)",
+        default="edge,embedded,sink,faust,latency,loop",
+        help="comma-separated parts to run (default: %(default)s); 'loop' alone is the "
+        "quick /healthz-during-a-10k-batch check",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 

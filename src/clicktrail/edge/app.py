@@ -168,5 +168,6 @@ def build_app(
     token = query_token or operator_token(registry.security.operator_token)
     proxies = [str(cidr) for cidr in registry.edge.trusted_proxies]
     query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token, proxies))
-    score = EdgeRoute("/v1/score", ("GET",), Score(ctx, lambda: runtime.pipeline.models.models))
+    live = Score(ctx, lambda: runtime.pipeline.models.models, runtime.models_lock)
+    score = EdgeRoute("/v1/score", ("GET",), live)
     return EdgeApp(ctx, [*tracking_routes(ctx), query, score])

@@ -1,19 +1,18 @@
 """What the edge hands events to: the embedded runtime, or a bus producer (Kafka).
 
-Endpoints only ever call ``submit`` / ``reject`` (both go through the
-:class:`~clicktrail.runtime.gate.IntakeGate`); the backend owns what happens
-next and how to tell whether it is ready.
+Endpoints only ever call ``submit`` / ``reject``, or ``validate`` then ``settle``
+(all go through the :class:`~clicktrail.runtime.gate.IntakeGate`); the backend
+owns what happens next and how to tell whether it is ready. ``validate`` is the
+only one a worker thread may call: publishing stays on the event loop (the Kafka
+bus hands its queue to the broker from the loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
-
-import structlog
 
 from clicktrail.bus.base import Producer
 from clicktrail.bus.kafka import KafkaBus
@@ -21,15 +20,11 @@ from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent, AuctionInsight
 from clicktrail.edge.metrics import EdgeMetrics
 from clicktrail.processors.intake import Rejection
+from clicktrail.runtime.background import BackgroundProcessing
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeGate
 from clicktrail.runtime.wiring import build_intake
 from clicktrail.sinks.store import StoreError
-
-log = structlog.get_logger(__name__)
-
-PROCESS_INTERVAL = 0.01
-FLUSH_INTERVAL = 0.5
 
 
 class EdgeBackend(Protocol):
@@ -40,6 +35,12 @@ class EdgeBackend(Protocol):
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection: ...
 
     def submit_raw(self, raw: bytes, source: str) -> AnyEvent | Rejection: ...
+
+    def validate(self, item: Any) -> AnyEvent | Rejection: ...
+
+    def settle(
+        self, result: AnyEvent | Rejection, raw: Any, source: str
+    ) -> AnyEvent | Rejection: ...
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> None: ...
 
@@ -73,6 +74,12 @@ class BusBackend:
 
     def submit_raw(self, raw: bytes, source: str) -> AnyEvent | Rejection:
         return self.gate.submit_raw(raw, source)
+
+    def validate(self, item: Any) -> AnyEvent | Rejection:
+        return self.gate.validate(item)
+
+    def settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
+        return self.gate.settle(result, raw, source)
 
     def reject(self, rejection: Rejection, raw: Any, source: str) -> None:
         self.gate.reject(rejection, raw, source)
@@ -131,7 +138,12 @@ class KafkaBackend(BusBackend):
 
 
 class EmbeddedBackend:
-    """``clicktrail run``: the in-process bus, processed a few milliseconds later in the loop."""
+    """``clicktrail run``: the in-process bus, processed on a thread of its own.
+
+    The loop only publishes; processing and ClickHouse writes run on
+    :class:`BackgroundProcessing`, started and stopped with the server, so a big batch
+    does not hold up pixels, redirects or ``/healthz``.
+    """
 
     name = "embedded"
 
@@ -140,7 +152,7 @@ class EmbeddedBackend:
         self.registry = runtime.registry
         self.gate = runtime.gate
         self.metrics = EdgeMetrics()
-        self._task: asyncio.Task[None] | None = None
+        self.processing = BackgroundProcessing(runtime)
 
     def bind(self, metrics: EdgeMetrics) -> None:
         self.metrics = metrics
@@ -163,6 +175,15 @@ class EmbeddedBackend:
         self.metrics.produce.observe(time.perf_counter() - started)
         return result
 
+    def validate(self, item: Any) -> AnyEvent | Rejection:
+        return self.gate.validate(item)
+
+    def settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
+        started = time.perf_counter()
+        result = self.gate.settle(result, raw, source)
+        self.metrics.produce.observe(time.perf_counter() - started)
+        return result
+
     def reject(self, rejection: Rejection, raw: Any, source: str) -> None:
         self.gate.reject(rejection, raw, source)
 
@@ -170,14 +191,11 @@ class EmbeddedBackend:
         return self.gate.submit_insights(rows)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._process_periodically(), name="edge-processing")
+        self.processing.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.runtime.close()
+        """Process what is queued, flush and close, off the loop (it can take seconds)."""
+        await asyncio.to_thread(self.processing.stop)
 
     async def ready(self) -> tuple[bool, str]:
         try:
@@ -185,19 +203,3 @@ class EmbeddedBackend:
         except StoreError as error:
             return False, f"store unavailable: {error}"
         return True, "ready"
-
-    async def _process_periodically(self) -> None:
-        runtime = self.runtime
-        last_flush = time.monotonic()
-        while True:
-            await asyncio.sleep(PROCESS_INTERVAL)
-            try:
-                if runtime.bus.depth():
-                    runtime.process()
-                if time.monotonic() - last_flush >= FLUSH_INTERVAL:
-                    last_flush = time.monotonic()
-                    runtime.flush()
-            except StoreError as error:
-                log.warning("sink.flush_failed", error=str(error))
-            except Exception:
-                log.exception("edge.processing_failed")

@@ -3,12 +3,16 @@
 The context is validated like an event (a country is two letters, a device one of
 the known kinds, unknown parameters are refused with a 400 naming them); unseen
 categories are fine, they just carry no weight. The embedded service answers from
-the live models; the scale-out edge from the workers' latest checkpoint, reloaded
-when the file changes.
+the live models, which its processing thread keeps learning: the read holds the
+runtime's models lock, taken on the loop when it is free and otherwise waited for
+in a worker thread, so the loop never waits for a chunk of processing. The
+scale-out edge answers from the workers' latest checkpoint, reloaded when the
+file changes (replaced whole, never mutated: no lock).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +34,7 @@ from clicktrail.edge.errors import EdgeError
 from clicktrail.edge.http import MAX_QUERY_FIELDS, Reply, json_reply, parse_query
 from clicktrail.processors.models import ActionModels, loads
 from clicktrail.processors.models.features import Features, context_features
+from clicktrail.runtime.models_lock import ModelsLock
 
 MAX_QUERY_BYTES = 8192
 LIST_PARAMETERS = ("segments", "actions")
@@ -91,9 +96,13 @@ def parse_context(pairs: list[tuple[str, str]]) -> ScoreContext:
 class Score(Endpoint):
     name = "score"
 
-    def __init__(self, ctx: EdgeContext, scorer: Scorer | None) -> None:
+    def __init__(
+        self, ctx: EdgeContext, scorer: Scorer | None, lock: ModelsLock | None = None
+    ) -> None:
+        """``lock``: held while the models are read, when something else mutates them."""
         super().__init__(ctx)
         self.scorer = scorer
+        self.lock = lock
 
     async def handle(self, call: Call) -> Reply:
         if self.scorer is None:
@@ -104,14 +113,33 @@ class Score(Endpoint):
         if len(pairs) > MAX_QUERY_FIELDS:
             raise EdgeError(400, "too_many_parameters", f"at most {MAX_QUERY_FIELDS}")
         context = parse_context(pairs)
-        models = self.scorer()
+        now = datetime.fromtimestamp(self.ctx.clock(), tz=UTC)
+        lock = self.lock
+        if lock is None:
+            return self._score(self.scorer, context, now)
+        if lock.try_reading():
+            try:
+                return self._score(self.scorer, context, now)
+            finally:
+                lock.done()
+        return await asyncio.to_thread(self._score_waiting, lock, self.scorer, context, now)
+
+    @classmethod
+    def _score_waiting(
+        cls, lock: ModelsLock, scorer: Scorer, context: ScoreContext, now: datetime
+    ) -> Reply:
+        with lock.reading():
+            return cls._score(scorer, context, now)
+
+    @staticmethod
+    def _score(scorer: Scorer, context: ScoreContext, now: datetime) -> Reply:
+        models = scorer()
         if models is None:
             raise EdgeError(503, "models_unavailable", "no usable model checkpoint yet")
         actions = context.actions if context.actions is not None else sorted(models.models)
         unknown = [a for a in actions if a not in models.models]
         if unknown:
             raise EdgeError(400, "unknown_action", f"no model for {', '.join(unknown)}")
-        now = datetime.fromtimestamp(self.ctx.clock(), tz=UTC)
         scores = models.score(context.features(now), actions)
         return json_reply(200, {"model": models.name, "scores": scores})
 

@@ -2,6 +2,9 @@
 
 Used by ``clicktrail run`` and ``clicktrail replay`` and by the tests; it runs
 the very same :class:`Pipeline` as the Faust workers, both stages in a row.
+Under ``clicktrail run`` processing happens on a thread of its own
+(:class:`~clicktrail.runtime.background.BackgroundProcessing`) while the event
+loop publishes and reads the live models through :attr:`EmbeddedRuntime.models_lock`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from clicktrail.contracts import AnyEvent
 from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
+from clicktrail.runtime.models_lock import ModelsLock
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
 from clicktrail.runtime.wiring import build_intake, publish_report_settings
 from clicktrail.sinks.alerts import AlertService, alert_source
@@ -37,6 +41,10 @@ LEARN_EVENT_TIME = timedelta(minutes=1)
 """Event time between label passes in between: labels are due by event time, and a short or
 slow stream must not wait for TICK_EVERY messages."""
 HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
+CHUNK = 200
+"""Messages processed per hold of the models lock: a few milliseconds of work, so a
+``/v1/score`` read waits at most that long; the sink is flushed between chunks, never
+under the lock."""
 
 
 class EmbeddedRuntime:
@@ -57,6 +65,7 @@ class EmbeddedRuntime:
         self.store = store
         self.checkpoint = checkpoint
         restored = checkpoint.load(sorted(registry.actions)) if checkpoint else None
+        self.models_lock = ModelsLock()
         self.pipeline = Pipeline(
             registry,
             models=restored.models if restored else None,
@@ -81,10 +90,29 @@ class EmbeddedRuntime:
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
         return self.gate.submit(data, source)
 
-    def process(self) -> int:
-        """Run queued messages through both stages into the sink; returns messages handled."""
+    def process(self, limit: int | None = None) -> int:
+        """Run queued messages through both stages into the sink; returns messages handled.
+
+        At most ``limit`` messages (None: until the queue is empty), :data:`CHUNK` at a
+        time under the models lock; due sink batches are written between chunks.
+        """
         handled = 0
-        for message in self.bus.drain():
+        while limit is None or handled < limit:
+            size = CHUNK if limit is None else min(CHUNK, limit - handled)
+            with self.models_lock.writing():
+                done = self._process_chunk(size)
+            handled += done
+            if self.sink.due():
+                self.flush()
+            if done == 0:
+                break
+        return handled
+
+    def _process_chunk(self, size: int) -> int:
+        """Up to ``size`` messages; stops early when a sink batch is due (written outside
+        the models lock by the caller)."""
+        handled = 0
+        for message in self.bus.drain(size):
             self._handle(message)
             handled += 1
             self.processed += 1
@@ -95,7 +123,7 @@ class EmbeddedRuntime:
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
-                self.flush()
+                break
         return handled
 
     def _tick(self, src: str, offset: int) -> None:

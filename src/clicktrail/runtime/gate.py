@@ -54,6 +54,13 @@ class IntakeGate:
         """One already-decoded JSON value."""
         return self.settle(self.intake.validate(data), data, source)
 
+    def validate(self, item: Any) -> AnyEvent | Rejection:
+        """Parse (bytes) or validate (a decoded value) one input without publishing it: no
+        side effect, so a worker thread may run it; hand the result to :meth:`settle`."""
+        if isinstance(item, bytes):
+            return self.intake.parse(item)
+        return self.intake.validate(item)
+
     def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
         """Publish a whole parsed export; parsing every row first is what makes an import
         all or nothing. Returns the rows published."""
@@ -68,7 +75,8 @@ class IntakeGate:
         return rejection
 
     def settle(self, result: AnyEvent | Rejection, raw: Any, source: str) -> AnyEvent | Rejection:
-        """Publish what was validated (and, at the edge, admitted), or dead-letter why not."""
+        """Publish what :meth:`validate` returned (at the edge, once admitted to the sender's
+        scope), or dead-letter why not; on the producer's thread."""
         self.stats.read += 1
         if isinstance(result, Rejection):
             self.stats.dead_lettered += 1

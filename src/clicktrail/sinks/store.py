@@ -3,6 +3,10 @@
 ``chdb://path`` runs the ClickHouse engine inside this process with its data in
 ``path``; ``http(s)://host:8123`` talks to a server. Both speak the same SQL and
 the same client API, so everything above this module is target-agnostic.
+
+Every statement holds the store's lock: ``clicktrail run`` writes from its
+processing thread while ``/readyz`` and ``/v1/query`` read from worker threads,
+and chDB sessions sharing one engine are not known to be safe to use at once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -108,6 +112,41 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(resolved.removeprefix("chdb://")) if resolved.startswith("chdb://") else None
 
 
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _engine_lock(dsn: str) -> threading.RLock:
+    """One lock per target: every Store on the same chDB directory shares one engine."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(dsn, threading.RLock())
+
+
+class _Serialized:
+    """A client whose every call holds ``lock``: one statement at a time per store."""
+
+    def __init__(self, client: Client, lock: threading.RLock) -> None:
+        self._client = client
+        self._lock = lock
+
+    @property
+    def unlocked(self) -> Client:
+        """The client itself, for the one call that must not wait: cancelling a query."""
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        lock = self._lock
+
+        def serialized(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return attribute(*args, **kwargs)
+
+        return serialized
+
+
 @dataclass
 class Store:
     """A connected ClickHouse target and the database clicktrail's tables live in."""
@@ -122,12 +161,14 @@ class Store:
     _reading: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _mark: str = field(init=False, repr=False, default_factory=lambda: uuid.uuid4().hex)
     """Tags this store's analyst queries in ``system.processes``, so close() can stop them."""
+    lock: threading.RLock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _DATABASE_NAME.match(self.database):
             raise StoreError(f"invalid database name {self.database!r}")
         self._connect_dsn = resolve_dsn(self.dsn)
         self.dsn = redact(self._connect_dsn)
+        self.lock = _engine_lock(self._connect_dsn)
         path = chdb_path(self.dsn)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
@@ -135,18 +176,23 @@ class Store:
 
     def _connect(self, **settings: Any) -> Client:
         try:
-            return clickhouse_connect.get_client(dsn=self._connect_dsn, settings=settings or None)
+            with self.lock:  # a new session on a shared engine: not beside a statement
+                client = clickhouse_connect.get_client(
+                    dsn=self._connect_dsn, settings=settings or None
+                )
         except Exception as error:  # the driver raises many kinds; callers need one
             raise StoreError(f"cannot open store {self.dsn}: {_first_line(error)}") from None
+        return cast(Client, _Serialized(client, self.lock))
 
     @property
     def reader(self) -> Client:
         """A separate read-only session: settings stick to a chDB session, so the
         writer's session must never see ``readonly=1``. The limits are set first:
         ``readonly=1`` then forbids any statement from changing them."""
-        if self._reader is None:
-            self._reader = self._connect(**asdict(self.limits), readonly=1)
-        return self._reader
+        with self.lock:
+            if self._reader is None:
+                self._reader = self._connect(**asdict(self.limits), readonly=1)
+            return self._reader
 
     @property
     def embedded(self) -> bool:
@@ -250,8 +296,10 @@ class Store:
     def cancel_analyst_queries(self) -> bytes:
         """Stop this store's running analyst queries (from the writer's session, which
         ``readonly`` does not bind); each then fails in its own thread. Returns ``b""``."""
+        # outside the store's lock, which the query being stopped holds
+        writer = cast(_Serialized, self.client).unlocked
         with contextlib.suppress(ClickHouseError):  # if not, the time limit still ends it
-            self.client.command(
+            writer.command(
                 "KILL QUERY WHERE query LIKE {mark:String} AND query_id != queryID() SYNC",
                 parameters={"mark": f"%clicktrail-analyst-{self._mark}%"},
             )
