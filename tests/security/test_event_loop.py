@@ -18,7 +18,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from clicktrail.bench.stall import Probe, simulated_batch
+from clicktrail.bench.stall import OPERATOR_TOKEN, Probe, simulated_batch
 from clicktrail.bus.topics import CLICKS, DEAD_LETTERS
 from clicktrail.config import Registry, parse_registry
 from clicktrail.contracts import AnyEvent, DeadLetter
@@ -46,7 +46,11 @@ def test_healthz_stays_fast_while_a_10k_batch_is_processed(store: Store, tmp_pat
         poster = http.client.HTTPConnection(host, int(port), timeout=120)
         with Probe(base) as probe:
             time.sleep(0.1)
-            poster.request("POST", "/v1/events", body, {"content-type": "application/x-ndjson"})
+            headers = {
+                "content-type": "application/x-ndjson",
+                "authorization": f"Bearer {OPERATOR_TOKEN}",
+            }
+            poster.request("POST", "/v1/events", body, headers)
             answer = poster.getresponse()
             reply = orjson.loads(answer.read())
             deadline = time.monotonic() + 120

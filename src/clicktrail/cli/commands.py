@@ -16,7 +16,7 @@ import structlog
 
 from clicktrail.cli import service_file
 from clicktrail.cli.output import tsv_to_table
-from clicktrail.config import load_registry
+from clicktrail.config import Registry, load_registry
 from clicktrail.contracts.jsonschema import generate
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     path = chdb_path(store.dsn)
     if path is not None:
         service_file.write(path, url)
-    print(_banner(url, store), flush=True)
+    print(_banner(url, store, registry), flush=True)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: a handler here turns
     # that into a normal return so the service file is removed and the exit code is 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -221,15 +221,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(url: str, store: Store) -> str:
-    sample = (
-        '{"type":"click","event_id":"evt-1","ts":"2026-01-01T12:00:00Z",'
-        '"click_id":"clk-1","campaign_id":"cmp-1","partner_id":"aff-1"}'
-    )
+def _banner(url: str, store: Store, registry: Registry) -> str:
+    """Where it listens and a first request that needs no key: a click through the redirect
+    of the first campaign (batch intake takes an API key, see docs/edge.md)."""
+    campaign = next(iter(registry.campaigns), None)
+    partner = next(iter(registry.partners), "aff-1")
+    if campaign is None:
+        first = "  (no campaign is configured: see deploy/clicktrail.example.yaml)\n"
+    else:
+        first = f"  curl -si '{url}/c/{campaign}?pid={partner}&sub1=hello' | grep -i location\n"
     return (
         f"clicktrail listening on {url}  (store: {store.dsn}, database: {store.database})\n"
-        f"Send a first event:\n"
-        f"  curl -s -X POST {url}/v1/events -H 'content-type: application/json' -d '{sample}'\n"
+        f"Send a first click:\n"
+        f"{first}"
         f"Then look at it:\n"
         f'  {_this_command()} query "SELECT event_id, campaign_id, partner_id FROM '
         f'{store.database}.clicks"'
