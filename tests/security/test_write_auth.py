@@ -56,14 +56,10 @@ def registry() -> Registry:
                 },
                 "bolt-deals": {"advertiser": "bolt", "landing_url": "https://bolt.example/"},
             },
-            "partners": {"aff": {}, "net": {}},
+            "partners": {"aff": {}, "net": {"click_ids": "partner", "traffic": "s2s"}},
             "sources": {
                 "aff-feed": {"partner": "aff", "api_keys": [FEED_KEY]},
-                "net-feed": {
-                    "partner": "net",
-                    "api_keys": [TRUSTED_FEED_KEY],
-                    "click_ids": "partner",
-                },
+                "net-feed": {"partner": "net", "api_keys": [TRUSTED_FEED_KEY]},
             },
             "actions": {"purchase": {"payout": 3}, "lead": {}},
             "security": {"click_id_key": CLICK_KEY},

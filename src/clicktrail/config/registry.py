@@ -76,7 +76,8 @@ ClickIds = Literal["signed", "partner"]
 class Source(Section):
     """A server-to-server sender that is not an advertiser: a partner's or an ad network's
     click feed. Its keys can report impressions and clicks of its own partner, never a
-    conversion (a partner reporting conversions would be paying itself)."""
+    conversion (a partner reporting conversions would be paying itself). Which click ids it
+    may send is its partner's ``click_ids``."""
 
     partner: Key = Field(description="The partner whose traffic this source reports")
     api_keys: list[Secret] = Field(
@@ -84,11 +85,6 @@ class Source(Section):
     )
     campaigns: list[Key] = Field(
         default_factory=list, description="Campaigns it may report (empty: any campaign)"
-    )
-    click_ids: ClickIds = Field(
-        "signed",
-        description="signed: click ids must be minted by this tracker; partner: the feed's own "
-        "ids are accepted as they are, scoped to this partner",
     )
 
 
@@ -137,6 +133,18 @@ class Authorization(Section):
 class Partner(Section):
     name: str = ""
     authorized: list[Authorization] = Field(default_factory=list)
+    click_ids: ClickIds = Field(
+        "signed",
+        description="signed: this partner's clicks carry ids minted by this tracker; partner: "
+        "the partner (a tracker or ad network reporting server to server) issues its own ids, "
+        "accepted as they are for this partner's clicks and conversions only",
+    )
+    traffic: Literal["browser", "s2s"] = Field(
+        "browser",
+        description="browser: clicks come through the redirect, with the visitor's user agent; "
+        "s2s: reported server to server (a click feed), where a missing user agent is no bot "
+        "evidence by itself",
+    )
 
 
 AlertKind = Literal["brand_conflict", "fraud_share", "anomaly"]

@@ -88,7 +88,7 @@ class KeyRing:
                 f"source:{name}",
                 partner=source.partner,
                 campaigns=frozenset(source.campaigns),
-                click_ids=source.click_ids,
+                click_ids=registry.partners[source.partner].click_ids,
             )
             for key in source.api_keys:
                 self._owners[_digest(key)] = owner
@@ -177,7 +177,7 @@ class Scope:
         ):
             return self._refuse(
                 event,
-                "click ids must be minted by this tracker (sources.*.click_ids: signed)",
+                "click ids must be minted by this tracker (partners.*.click_ids: signed)",
                 "unsigned_click_id",
             )
         if event.advertiser_id is None:

@@ -65,13 +65,19 @@ class FraudDetector:
         another feature set or threshold is not used: a fresh one starts instead)."""
         settings = registry.fraud
         self.combine = Combiner(settings)
-        self.bots = BotAgentRule(settings)
+        partners = registry.partners
+        self.bots = BotAgentRule(
+            settings, frozenset(k for k, p in partners.items() if p.traffic == "s2s")
+        )
         self.datacenter = DatacenterRule(settings)
         self.flood = ClickFloodRule(
             stores("fraud_ip"), stores("fraud_ip_burst"), stores("fraud_device"), settings
         )
         self.injection = InjectionRule(registry.actions, settings)
-        self.click_ids = ClickIdRule(registry.security.click_id_key)
+        self.click_ids = ClickIdRule(
+            registry.security.click_id_key,
+            frozenset(k for k, p in partners.items() if p.click_ids == "partner"),
+        )
         self.replays = ReplayRule(stores("fraud_txids"), RETENTION.total_seconds())
         self.unknown_ids = UnknownIdRule(registry)
         self.flagged = stores("fraud_flagged")

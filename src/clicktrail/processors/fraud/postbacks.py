@@ -1,8 +1,10 @@
 """Postbacks that should earn nothing: forged click ids, orphans and replays.
 
 Forged: the click id's signature fails (``ClickIdSigner.verify``), so no edge of ours
-minted it. Orphan: the id is ours but its click never arrived within the grace period
-(the click stage says ``unknown_click``). Replay: the same transaction (advertiser,
+minted it, and it is no id of a partner that issues its own (``partners.X.click_ids:
+partner``: another tracker or an ad network reporting server to server). Orphan: the id
+is genuine but its click never arrived within the grace period (the click stage says
+``unknown_click``). Replay: the same transaction (advertiser,
 action, txid, status and amounts) reported again under another ``event_id``; a status
 update changes the status, so it is not a replay, and a redelivery keeps its
 ``event_id``, so it is not one either.
@@ -19,15 +21,19 @@ from clicktrail.processors.signing import ClickIdSigner
 
 
 class ClickIdRule:
-    def __init__(self, click_id_key: str) -> None:
+    def __init__(self, click_id_key: str, own_id_partners: frozenset[str] = frozenset()) -> None:
         self.signer = ClickIdSigner(click_id_key)
+        self.own_id_partners = own_id_partners
 
     def __call__(self, resolved: ResolvedConversion) -> list[Hit]:
         click_id = resolved.conversion.click_id
         if click_id is None:
             return []
         if not self.signer.verify(click_id):
-            return [Hit("forged_click_id")]
+            click, named = resolved.click, resolved.conversion.partner_id
+            partner = click.partner_id if click is not None else named
+            if partner not in self.own_id_partners or named not in (None, partner):
+                return [Hit("forged_click_id")]  # nobody's id, or another partner's
         if resolved.lookup == "unknown_click":
             return [Hit("orphan_conversion")]
         return []
