@@ -34,6 +34,8 @@ REGISTRY = parse_registry(
             "lead": {"txid_policy": "ignore"},
             "add_to_cart": {"txid_policy": "new"},
         },
+        # the clock at each event's time, so waits end exactly where a test says
+        "event_time": {"allowed_lateness_seconds": 0, "confirmations": 1},
     }
 )
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from clicktrail.config import Registry
+from clicktrail.config.registry import EventTimeSettings
 from clicktrail.contracts import AuctionInsight, BrandConflict, Impression
 from clicktrail.processors.brand import parse_auction_insights
-from clicktrail.runtime.pipeline import BEGINNING, Pipeline
+from clicktrail.processors.watermark import BEGINNING
+from clicktrail.runtime.pipeline import Pipeline
 
 EXPORT = (
     "date,account,campaign,keyword,display_domain,impression_share,overlap_rate,"
@@ -65,7 +67,8 @@ class TestInsightsInThePipeline:
         self, example_registry: Registry
     ) -> None:
         """An old row imported today survives the sweeps of the next 400 days of stream time."""
-        pipeline = Pipeline(example_registry)
+        exact = EventTimeSettings(allowed_lateness_seconds=0, confirmations=1)
+        pipeline = Pipeline(example_registry.model_copy(update={"event_time": exact}))
         pipeline.on_event(later_event("2026-06-01T00:00:00Z"), "events@1")
         conflicts(pipeline, rows(), "import-1")
         pipeline.on_event(later_event("2027-05-01T00:00:00Z"), "events@2")

@@ -223,6 +223,33 @@ class IntakeSettings(Section):
     )
 
 
+class EventTimeSettings(Section):
+    """The pipeline's clock under disorderly delivery (see processors/watermark.py)."""
+
+    allowed_lateness_seconds: float = Field(
+        300,
+        ge=0,
+        le=86_400,
+        description="How far out of order an input's events may come without being late: the "
+        "watermark trails each input's latest event time by this much",
+    )
+    max_jump_seconds: float = Field(
+        6 * 3600,
+        gt=0,
+        description="An event further ahead of its input's clock than this is early: it moves "
+        "the clock only when `confirmations` early events come in a row",
+    )
+    confirmations: int = Field(
+        3, ge=1, le=1000, description="Early events in a row that move an input's clock"
+    )
+    idle_messages: int = Field(
+        50_000,
+        ge=1,
+        description="An input that sent nothing in this many messages is idle: it no longer "
+        "holds the watermark back",
+    )
+
+
 class EdgeSettings(Section):
     """The tracking edge: cookies, proxies, the local spool and postback defaults."""
 
@@ -368,6 +395,7 @@ class Registry(Section):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    event_time: EventTimeSettings = Field(default_factory=EventTimeSettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

@@ -81,6 +81,15 @@ class AttributedConversion(Contract):
     previous_fraud_action: Literal["ok", "suspicious", "reject"] | None = Field(
         None, description="fraud_action before this version (None on version 1)"
     )
+    previous_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of credit this row had in the version before: its weight on a "
+        "status update, 0 for a row new in this version (version 1, or a click found after "
+        "the conversion left as an orphan); a row a new version takes credit from comes "
+        "again with weight 0, so the rollups add weight - previous_weight",
+    )
 
 
 class VerdictAction(StrEnum):

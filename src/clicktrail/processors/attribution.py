@@ -6,6 +6,11 @@ models, the user's earlier clicks), else to the user's clicks in the click
 window, else to an unclicked impression in the view-through window, else to
 nobody (an orphan row, so nothing reported is lost). Repeated transaction ids
 follow the action's policy; status updates keep the original status.
+
+An orphan whose click arrives after all (``rejoined``) is credited in a new version:
+the click's row comes new (``previous_weight`` 0) and the orphan row comes again with
+weight 0 (``previous_weight`` 1), so the rollups, which add ``weight -
+previous_weight``, move the conversion from nobody to the click.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class Attributor:
         self, resolved: ResolvedConversion, origin: str
     ) -> list[AttributedConversion]:
         conversion = resolved.conversion
+        if resolved.lookup == "rejoined":
+            return self._rejoin(resolved, origin)
         key = _identity(conversion)
         previous = self.conversions.get(key)
         if previous is not None:
@@ -85,6 +92,44 @@ class Attributor:
         state = self._attribute(resolved, origin)
         self.conversions[key] = state
         return _rows(state)
+
+    def _rejoin(self, resolved: ResolvedConversion, origin: str) -> list[AttributedConversion]:
+        """The orphan's click came: credit it in a new version. A conversion that is not an
+        orphan any more (credited by user since, or this is a redelivery) stays as it is;
+        one this stage never saw is attributed as if found."""
+        found = self._state_of(resolved.conversion)
+        if found is None:
+            if self.conversions.get(_identity(resolved.conversion)) is not None:
+                return []  # a status update of a conversion: its first report re-joins it
+            plain = resolved.model_copy(update={"lookup": "found"})
+            return self.on_conversion(plain, origin)
+        key, state = found
+        if state["origin"] == origin:
+            return _rows(state)
+        if any(row["touch"] != "none" for row in state["credited"]):
+            return []
+        touches, touch_kind, settings = self._credited_path(resolved)
+        weights = credit(settings.model, [t.ts for t in touches], resolved.conversion.ts)
+        conversion = Conversion.model_validate(state["conversion"])
+        credited = [
+            _credit_row(t, touch_kind, settings.model, w, conversion)
+            for t, w in zip(touches, weights, strict=True)
+            if w > 0
+        ]
+        if not credited:
+            return []
+        rejoined = {
+            **state,
+            "origin": origin,
+            "credited": credited,
+            "previous_credited": state["credited"],
+            "fraud_action": resolved.fraud_action,
+            "fraud_reason": resolved.fraud_reason,
+            "version": state["version"] + 1,
+            "previous": _previous(state),
+        }
+        self.conversions[key] = rejoined
+        return _rows(rejoined)
 
     def mark(self, resolved: ResolvedConversion, fraud_action: str, fraud_reason: str) -> bool:
         """Keep the verdict of a conversion first credited by this report, so its status
@@ -114,6 +159,7 @@ class Attributor:
         revised = {
             **state,
             "origin": origin,
+            "previous_credited": None,
             "fraud_action": resolved.fraud_action,
             "fraud_reason": resolved.fraud_reason,
             "version": state["version"] + 1,
@@ -302,6 +348,7 @@ def _updated(previous: dict[str, Any], conversion: Conversion, origin: str) -> d
     return {
         **previous,
         "origin": origin,
+        "previous_credited": None,
         "event_id": conversion.event_id,
         "status": status,
         "original_status": original,
@@ -356,28 +403,64 @@ def _orphan_row(conversion: Conversion) -> dict[str, Any]:
     }
 
 
+def _row_key(row: dict[str, Any]) -> tuple[str, str]:
+    """A row's identity in the table (its sort key beside the conversion id)."""
+    return row["model"], row.get("click_id") or ""
+
+
 def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
+    """The version's rows: each credited row with the weight it had before, and, when the
+    credit moved (an orphan re-joined), the rows it left with weight 0."""
     conversion = state["conversion"]
     previous = state["previous"] or {}
-    return [
-        AttributedConversion(
-            conversion_id=conversion["conversion_id"],
-            txid=conversion["txid"],
-            action=conversion["action"],
-            status=state["status"],
-            original_status=state["original_status"],
-            revenue=state["revenue"] * row["weight"],
-            payout=state["payout"] * row["weight"],
-            currency=conversion["currency"],
-            conversion_ts=conversion["ts"],
-            version=state["version"],
-            previous_status=previous.get("status"),
-            previous_revenue=previous.get("revenue", 0.0) * row["weight"],
-            previous_payout=previous.get("payout", 0.0) * row["weight"],
-            fraud_action=state.get("fraud_action", "ok"),
-            fraud_reason=state.get("fraud_reason"),
-            previous_fraud_action=previous.get("fraud_action"),
-            **row,
+    before = state.get("previous_credited")
+    prior: dict[tuple[str, str], float] = {}
+    if state["previous"] is not None:
+        prior = {_row_key(row): row["weight"] for row in (before or state["credited"])}
+    common = {
+        "conversion_id": conversion["conversion_id"],
+        "txid": conversion["txid"],
+        "action": conversion["action"],
+        "status": state["status"],
+        "original_status": state["original_status"],
+        "currency": conversion["currency"],
+        "conversion_ts": conversion["ts"],
+        "version": state["version"],
+        "fraud_action": state.get("fraud_action", "ok"),
+        "fraud_reason": state.get("fraud_reason"),
+    }
+    rows = []
+    for row in state["credited"]:
+        was = prior.get(_row_key(row), 0.0)
+        rows.append(
+            AttributedConversion(
+                **common,
+                revenue=state["revenue"] * row["weight"],
+                payout=state["payout"] * row["weight"],
+                previous_status=previous.get("status") if was else None,
+                previous_revenue=previous.get("revenue", 0.0) * was,
+                previous_payout=previous.get("payout", 0.0) * was,
+                previous_fraud_action=previous.get("fraud_action") if was else None,
+                previous_weight=was,
+                **row,
+            )
         )
-        for row in state["credited"]
-    ]
+    kept = {_row_key(row) for row in state["credited"]}
+    for row in before or []:
+        if _row_key(row) in kept:
+            continue
+        was = row["weight"]
+        rows.append(
+            AttributedConversion(
+                **{**common, "fraud_action": previous.get("fraud_action", "ok")},
+                revenue=0.0,
+                payout=0.0,
+                previous_status=previous.get("status"),
+                previous_revenue=previous.get("revenue", 0.0) * was,
+                previous_payout=previous.get("payout", 0.0) * was,
+                previous_fraud_action=previous.get("fraud_action"),
+                previous_weight=was,
+                **{**row, "weight": 0.0},
+            )
+        )
+    return rows

@@ -1,7 +1,10 @@
 """The click stage (keyed by ``click_id``): remember clicks, resolve postbacks' click ids.
 
 A conversion can arrive before its click (postbacks race redirects, partitions
-lag): it waits here for a grace period, then leaves as ``unknown_click``.
+lag): it waits here for a grace period, then leaves as ``unknown_click``. It is
+remembered as an orphan for the retention period, so a click that comes after all
+(delivered late, or after a backlog of conversions) re-joins it: the conversion
+goes to the user stage again as ``rejoined`` and is credited in a new version.
 Everything leaving this stage goes to the user stage (see ``attribution``).
 """
 
@@ -23,12 +26,14 @@ class ClickResolver:
         self,
         clicks: StateStore,
         pending: StateStore,
+        orphans: StateStore | None = None,
         *,
         grace_for: Callable[[Conversion], timedelta],
         retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self.clicks = clicks
         self.pending = pending
+        self.orphans = orphans
         self.grace_for = grace_for
         self.retention = retention
 
@@ -41,6 +46,13 @@ class ClickResolver:
             for data in waiting["conversions"]:
                 conversion = Conversion.model_validate(data)
                 out.append(ResolvedConversion(conversion=conversion, click=touch, lookup="found"))
+        orphaned = self.orphans.pop(click.click_id, None) if self.orphans is not None else None
+        if orphaned:
+            for data in orphaned["conversions"]:
+                conversion = Conversion.model_validate(data)
+                out.append(
+                    ResolvedConversion(conversion=conversion, click=touch, lookup="rejoined")
+                )
         return out
 
     def on_conversion(self, conversion: Conversion) -> StageOutput:
@@ -65,9 +77,15 @@ class ClickResolver:
         now = watermark.timestamp()
         out: StageOutput = []
         for click_id in sorted(k for k, v in self.pending.items() if v["deadline"] <= now):
-            for data in self.pending.pop(click_id)["conversions"]:
+            entry = self.pending.pop(click_id)
+            for data in entry["conversions"]:
                 conversion = Conversion.model_validate(data)
                 out.append(ResolvedConversion(conversion=conversion, lookup="unknown_click"))
+            if self.orphans is not None:
+                known = self.orphans.get(click_id) or {"conversions": []}
+                merged = [*known["conversions"], *entry["conversions"]]
+                latest = max(c["ts"] for c in merged)
+                self.orphans[click_id] = {"ts": latest, "conversions": merged}
         return out
 
     def forget(self, watermark: datetime) -> int:
@@ -76,7 +94,13 @@ class ClickResolver:
         stale = [k for k, v in self.clicks.items() if datetime.fromisoformat(v["ts"]) < horizon]
         for click_id in stale:
             del self.clicks[click_id]
-        return len(stale)
+        gone = 0
+        if self.orphans is not None:
+            old = [k for k, v in self.orphans.items() if datetime.fromisoformat(v["ts"]) < horizon]
+            for click_id in old:
+                del self.orphans[click_id]
+            gone = len(old)
+        return len(stale) + gone
 
     def drain(self) -> StageOutput:
         """End of input: every waiting conversion leaves as ``unknown_click``."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -43,6 +43,7 @@ from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_tou
 from clicktrail.processors.fraud.anomaly import PartnerAnomaly
 from clicktrail.processors.models import ActionModels
 from clicktrail.processors.models.online import OnlineModels
+from clicktrail.processors.watermark import EventClock
 from clicktrail.runtime.revisions import Revisions, verdict_mark
 
 Forwarded = Touch | ResolvedConversion
@@ -51,12 +52,14 @@ BrandInput = Impression | Click | AuctionInsight
 StoreFactory = Callable[[str], StateStore]
 BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen", "insights_seen")
 STATE_NAMES = (
-    "dedup", "clicks", "pending", "paths", "conversions", "waiting", "revisable",
+    "dedup", "clicks", "pending", "orphans", "paths", "conversions", "waiting", "revisable",
     "model_pending", *FRAUD_STATE, *BRAND_STAGE_STATE,
 )  # fmt: skip
 USER_STAGE_STATE = ("paths", "conversions", "waiting")
-BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
-JUDGED_IN_EVENT_STAGE = ("found",)  # the others are judged where the user stage credits them
+JUDGED_IN_EVENT_STAGE = (
+    "found",
+    "rejoined",
+)  # the others are judged where the user stage credits them
 INSIGHTS_WINDOW = timedelta(days=400)
 """How long an imported auction-insights row is remembered: exports cover weeks or months
 and are imported again when they overlap, long after the 7 days events are kept for."""
@@ -87,7 +90,9 @@ class Pipeline:
         self.registry = registry
         self.dedup = Dedup(stores("dedup"))
         self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
-        self.clicks = ClickResolver(stores("clicks"), stores("pending"), grace_for=self._grace)
+        self.clicks = ClickResolver(
+            stores("clicks"), stores("pending"), stores("orphans"), grace_for=self._grace
+        )
         self.attributor = Attributor(
             stores("paths"),
             stores("conversions"),
@@ -107,7 +112,18 @@ class Pipeline:
         except BrandConfigError as error:
             raise ConfigError(str(error)) from None
         self.brand_seen = Dedup(stores("brand_seen"))
-        self.watermark = BEGINNING
+        timing = registry.event_time
+        self.clock = EventClock(
+            allowed_lateness=timedelta(seconds=timing.allowed_lateness_seconds),
+            max_jump=timedelta(seconds=timing.max_jump_seconds),
+            confirmations=timing.confirmations,
+            idle_messages=timing.idle_messages,
+        )
+
+    @property
+    def watermark(self) -> datetime:
+        """Event time the pipeline has reached (see :mod:`clicktrail.processors.watermark`)."""
+        return self.clock.watermark
 
     def _grace(self, conversion: Conversion) -> timedelta:
         campaign = self.registry.campaigns.get(conversion.campaign_id or "")
@@ -122,7 +138,7 @@ class Pipeline:
             return StageResult(brand=[(key, event)] if key is not None else [])
         if not self.dedup.admit(event.event_id, event.ts, origin):
             return StageResult()
-        self.watermark = max(self.watermark, event.ts)
+        self.clock.observe(origin.rpartition("@")[0], event.ts)
         stored: list[BaseModel] = [event]
         brand: list[tuple[str, BrandInput]] = []
         if isinstance(event, Click):

@@ -1,0 +1,130 @@
+"""Event time for a pipeline fed by disorderly inputs: watermarks with bounded out-of-orderness.
+
+The pipeline's clock decides when a conversion has waited long enough for its click, when
+a partner's hourly window closes and when a click's label is due. Taking it from the latest
+event seen lets one early event (a duplicate resent days later, a device with its clock
+ahead) end every wait at once. So, as Flink's and Kafka Streams' watermarks do:
+
+* each **input** (a topic-partition, a replayed file) keeps the latest event time it has
+  seen, and its watermark is that time minus the **allowed lateness**
+  (``event_time.allowed_lateness_seconds``): events up to that much out of order are
+  not late;
+* an event more than ``event_time.max_jump_seconds`` ahead of its input's clock is
+  **early**: processed like any other, but it moves the clock only when
+  ``event_time.confirmations`` early events come in a row (traffic resuming after a
+  quiet spell), and then only to the earliest of them. An input's clock starts at the
+  earliest of its first ``confirmations`` events for the same reason;
+* the pipeline's watermark is the **minimum over active inputs** (an input that sent
+  nothing in the last ``event_time.idle_messages`` messages is idle and left out), and it
+  never goes back.
+
+An event behind the watermark is **late**: it is still processed (a late click re-joins
+the conversions that left without it), and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
+"""Before any input's clock has started (the contract refuses earlier event times)."""
+
+
+@dataclass(slots=True)
+class InputClock:
+    """The clock of one input: its latest trusted event time, and the early run so far."""
+
+    latest: float | None = None
+    pending: list[float] = field(default_factory=list)
+    """Before the clock starts: its first events; after: the current run of early ones."""
+    last_message: int = 0
+
+
+@dataclass(slots=True)
+class ClockStats:
+    events: int = 0
+    late: int = 0
+    early: int = 0
+    inputs: int = 0
+
+
+class EventClock:
+    """Watermarks per input and for the pipeline; pure, one instance per pipeline."""
+
+    def __init__(
+        self,
+        *,
+        allowed_lateness: timedelta = timedelta(minutes=5),
+        max_jump: timedelta = timedelta(hours=6),
+        confirmations: int = 3,
+        idle_messages: int = 50_000,
+    ) -> None:
+        if allowed_lateness < timedelta(0) or max_jump <= timedelta(0):
+            raise ValueError("allowed lateness must be >= 0 and the maximum jump > 0")
+        if confirmations < 1 or idle_messages < 1:
+            raise ValueError("confirmations and idle_messages must be at least 1")
+        self.lateness = allowed_lateness.total_seconds()
+        self.max_jump = max_jump.total_seconds()
+        self.confirmations = confirmations
+        self.idle_messages = idle_messages
+        self.inputs: dict[str, InputClock] = {}
+        self.messages = 0
+        self._watermark = BEGINNING.timestamp()
+        self.stats = ClockStats()
+
+    @property
+    def watermark(self) -> datetime:
+        return datetime.fromtimestamp(self._watermark, UTC)
+
+    def observe(self, source: str, ts: datetime) -> bool:
+        """Take one event of ``source`` into account; True when it is late."""
+        at = ts.timestamp()
+        self.messages += 1
+        self.stats.events += 1
+        clock = self.inputs.get(source)
+        if clock is None:
+            clock = self.inputs[source] = InputClock()
+            self.stats.inputs = len(self.inputs)
+        clock.last_message = self.messages
+        late = at < self._watermark
+        if late:
+            self.stats.late += 1
+        self._advance(clock, at)
+        self._recompute()
+        return late
+
+    def _advance(self, clock: InputClock, at: float) -> None:
+        if clock.latest is None:
+            clock.pending.append(at)
+            if len(clock.pending) >= self.confirmations:
+                clock.latest = min(clock.pending)
+                clock.pending = []
+            return
+        if at <= clock.latest:
+            clock.pending = []
+            return
+        if at - clock.latest <= self.max_jump:
+            clock.latest = at
+            clock.pending = []
+            return
+        self.stats.early += 1
+        clock.pending.append(at)
+        if len(clock.pending) >= self.confirmations:
+            clock.latest = min(clock.pending)
+            clock.pending = []
+
+    def _recompute(self) -> None:
+        horizon = self.messages - self.idle_messages
+        marks = [
+            clock.latest - self.lateness
+            for clock in self.inputs.values()
+            if clock.latest is not None and clock.last_message > horizon
+        ]
+        if marks:
+            self._watermark = max(self._watermark, min(marks))
+
+    def delay_seconds(self) -> float:
+        """How far the watermark trails the latest trusted event time (for the metrics)."""
+        latest = [c.latest for c in self.inputs.values() if c.latest is not None]
+        return max(latest) - self._watermark if latest else 0.0

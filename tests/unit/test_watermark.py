@@ -1,0 +1,106 @@
+"""The pipeline's clock: watermarks with bounded out-of-orderness, robust to early events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from clicktrail.processors.watermark import BEGINNING, EventClock
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def clock(**kw: object) -> EventClock:
+    settings = {"allowed_lateness": timedelta(minutes=5), "confirmations": 3, **kw}
+    return EventClock(**settings)  # type: ignore[arg-type]
+
+
+def feed(c: EventClock, source: str, *minutes: float) -> list[bool]:
+    return [c.observe(source, at(m)) for m in minutes]
+
+
+class TestOneInput:
+    def test_starts_at_the_earliest_of_its_first_events_minus_the_lateness(self) -> None:
+        c = clock()
+        feed(c, "a", 10, 4)
+        assert c.watermark == BEGINNING, "not started before `confirmations` events"
+        feed(c, "a", 12)
+        assert c.watermark == at(4 - 5)
+
+    def test_follows_the_latest_event_minus_the_lateness(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2, 30, 29, 31)
+        assert c.watermark == at(31 - 5)
+
+    def test_one_early_event_moves_nothing(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2)
+        feed(c, "a", 3 * 24 * 60)  # a duplicate three days ahead
+        feed(c, "a", 3, 4)
+        assert c.watermark == at(4 - 5)
+        assert c.stats.early == 1
+
+    def test_early_events_in_a_row_are_traffic_resuming(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2)
+        day = 24 * 60
+        feed(c, "a", day + 2, day + 1, day + 3)
+        assert c.watermark == at(day + 1 - 5), "to the earliest of the run"
+
+    def test_an_ordinary_event_breaks_an_early_run(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2)
+        day = 24 * 60
+        feed(c, "a", day, day + 1, 3, day + 2)
+        assert c.watermark == at(3 - 5)
+
+    def test_late_events_are_counted_and_move_nothing_back(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2, 20)
+        assert feed(c, "a", 2) == [True]
+        assert c.watermark == at(15)
+        assert c.stats.late == 1
+
+
+class TestInputs:
+    def test_the_watermark_is_the_slowest_active_input(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2)
+        feed(c, "b", 0, 1, 2)
+        feed(c, "a", 60)
+        feed(c, "b", 10)
+        assert c.watermark == at(10 - 5)
+
+    def test_an_idle_input_stops_holding_it_back(self) -> None:
+        c = clock(idle_messages=5)
+        feed(c, "b", 0, 1, 2)
+        feed(c, "a", 10, 11, 12, 13)
+        assert c.watermark == at(0 - 5), "b sent something 4 messages ago: still active"
+        feed(c, "a", 14)
+        assert c.watermark == at(14 - 5)
+
+    def test_never_goes_back(self) -> None:
+        c = clock()
+        feed(c, "a", 50, 51, 52)
+        before = c.watermark
+        feed(c, "b", 0, 1, 2)
+        assert c.watermark == before
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"allowed_lateness": timedelta(seconds=-1)},
+        {"max_jump": timedelta(0)},
+        {"confirmations": 0},
+        {"idle_messages": 0},
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        EventClock(**kwargs)  # type: ignore[arg-type]
