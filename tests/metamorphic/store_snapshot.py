@@ -20,6 +20,7 @@ design), ``report_settings`` (the registry, not the events).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -71,17 +72,18 @@ VERDICTS = Table(
     ("subject_type", "subject_id", "window"),
     ("partner_id", "action", "reasons"),
     # The latest verdict per subject is the one that counts (processors/fraud/verdicts.py):
-    # latest in processing order, which src_offset is within one run (a tie within one
-    # message goes to the verdict with more reasons: a revision only adds reasons). A
-    # partner has one verdict per closed window, keyed by the window's end (``ts``). A
-    # click's or conversion's ``ts`` is not compared: a flood verdict carries the time of
-    # the click that completed the burst, which is whichever of them arrived last.
+    # latest in processing order, which is the order of the replayed sources ({sources}),
+    # then src_offset within one (what the end of input settles is written under the last
+    # source, after its last line); a tie within one message goes to the verdict with more
+    # reasons. A partner has one verdict per closed window, keyed by the window's end
+    # (``ts``). A click's or conversion's ``ts`` is not compared: a flood verdict carries
+    # the time of the click that completed the burst, whichever of them arrived last.
     """
     SELECT subject_type, subject_id,
            if(subject_type = 'partner', toString(ts), '') AS window,
-           argMax(partner_id, (src_offset, length(reasons))),
-           argMax(action, (src_offset, length(reasons))),
-           argMax(arraySort(reasons), (src_offset, length(reasons)))
+           argMax(partner_id, (indexOf({sources}, src), src_offset, length(reasons))),
+           argMax(action, (indexOf({sources}, src), src_offset, length(reasons))),
+           argMax(arraySort(reasons), (indexOf({sources}, src), src_offset, length(reasons)))
     FROM {db}.fraud_verdicts
     GROUP BY subject_type, subject_id, window
     """,
@@ -160,10 +162,13 @@ def _value(value: Any) -> Any:
     return value
 
 
-def read(store: Store, table: Table) -> Rows:
+def read(store: Store, table: Table, sources: Sequence[str]) -> Rows:
     rows: Rows = {}
     width = len(table.keys)
-    for row in store.rows(table.sql.format(db=store.database)):
+    if any("'" in s or "\\" in s for s in sources):
+        raise ValueError(f"not a source id: {sources}")
+    listed = "[" + ", ".join(f"'{s}'" for s in sources) + "]"
+    for row in store.rows(table.sql.format(db=store.database, sources=listed)):
         values = tuple(_value(v) for v in row)
         key = values[:width]
         if key in rows:
@@ -172,8 +177,10 @@ def read(store: Store, table: Table) -> Rows:
     return rows
 
 
-def snapshot(store: Store) -> Snapshot:
-    return {table.name: read(store, table) for table in TABLES}
+def snapshot(store: Store, sources: Sequence[str]) -> Snapshot:
+    """``sources``: the ``src`` of each replayed input, in the order they were replayed
+    (``clicktrail.runtime.replay.source_id``); it orders the verdicts."""
+    return {table.name: read(store, table, sources) for table in TABLES}
 
 
 @dataclass(frozen=True, slots=True)
