@@ -72,7 +72,7 @@ VERDICTS = Table(
     ("subject_type", "subject_id", "window"),
     ("partner_id", "action", "reasons"),
     # The latest verdict per subject is the one that counts (processors/fraud/verdicts.py):
-    # latest in processing order, which is the order of the replayed sources ({sources}),
+    # latest in processing order: the order of the replayed sources (given to `snapshot`),
     # then src_offset within one (what the end of input settles is written under the last
     # source, after its last line); a tie within one message goes to the verdict with more
     # reasons. A partner has one verdict per closed window, keyed by the window's end
