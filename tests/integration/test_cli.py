@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from clicktrail.cli import main
 from clicktrail.config import load_registry
 from clicktrail.edge.app import build_app
 from clicktrail.edge.serve import serve_in_thread
@@ -292,3 +293,104 @@ def test_replay_takes_a_simulate_directory_and_exports(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert conflicts.stdout.splitlines()[1:] == ['"acme.example","auction_insights"']
+
+
+def without_config(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLICKTRAIL_CONFIG"}
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+
+
+def test_a_replay_without_a_registry_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl").write_text(MIXED[1] + "\n", encoding="utf-8")
+    alone = without_config("replay", "x.jsonl", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    warnings = [line for line in alone.stderr.splitlines() if "warning" in line]
+    assert warnings == [main.NO_REGISTRY]
+    assert main.NO_REGISTRY.startswith("clicktrail: warning: no registry (--config or ")
+    configured = cli("replay", "x.jsonl", cwd=tmp_path)  # $CLICKTRAIL_CONFIG names one
+    assert "warning" not in configured.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "handler"),
+    [
+        (["run"], "clicktrail.cli.commands.run"),
+        (["replay", "x.jsonl"], "clicktrail.cli.commands.replay"),
+        (["worker"], "clicktrail.cli.main._guarded_worker"),
+        (["edge"], "clicktrail.edge.cli.edge"),
+    ],
+)
+def test_every_command_that_takes_a_registry_warns_once_without_one(
+    argv: list[str],
+    handler: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In-process, the command's work replaced by a stub: what it is handed, what it says."""
+    seen: list[object] = []
+    monkeypatch.setattr(handler, lambda args: seen.append(args.config) or 0)
+    monkeypatch.delenv("CLICKTRAIL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.jsonl").write_text(MIXED[1] + "\n", encoding="utf-8")
+    assert main.main(argv) == 0
+    assert seen == [None]
+    assert capsys.readouterr().err.splitlines().count(main.NO_REGISTRY) == 1
+
+    monkeypatch.setenv("CLICKTRAIL_CONFIG", str(EXAMPLE_CONFIG))
+    assert main.main(argv) == 0
+    assert seen[-1] == str(EXAMPLE_CONFIG)
+    assert main.NO_REGISTRY not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["migrate"], ["check-config", str(EXAMPLE_CONFIG)]])
+def test_commands_that_need_no_registry_do_not_warn(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = without_config(*argv, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+
+
+def test_a_simulate_directory_brings_its_registry(tmp_path: Path) -> None:
+    """Its registry.yaml is the world its events were made in: it goes before
+    $CLICKTRAIL_CONFIG, and --config still goes before it."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    (sim / "events.jsonl").write_text(SIM_CLICK + "\n", encoding="utf-8")
+    (sim / "registry.yaml").write_text(SIM_REGISTRY, encoding="utf-8")
+
+    own = cli("replay", "sim", cwd=tmp_path)  # $CLICKTRAIL_CONFIG names the example
+    assert own.stdout.startswith("read 1, accepted 1, dead-lettered 0"), own.stdout
+    assert own.stderr.splitlines()[0] == (
+        "clicktrail: registry sim/registry.yaml (the simulation's; --config names another)"
+    )
+    named = cli(
+        "replay", "--config", str(EXAMPLE_CONFIG), "sim", "--store", "chdb://s2", cwd=tmp_path
+    )
+    assert "registry sim/registry.yaml" not in named.stderr
+    unknown = "SELECT count() FROM clicktrail.fraud_verdicts WHERE has(reasons, 'unknown_partner')"
+    for store, flagged in (("chdb://var/clicktrail", "0"), ("chdb://s2", "1")):
+        answer = cli("query", unknown, "--store", store, "--format", "tsv", cwd=tmp_path)
+        assert answer.stdout.split()[-1] == flagged, "the example registry lists no sim-aff"
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "events.jsonl").write_text(SIM_CLICK + "\n", encoding="utf-8")
+    (other / "registry.yaml").write_text(SIM_REGISTRY + "# another world\n", encoding="utf-8")
+    both = cli("replay", "sim", "other", cwd=tmp_path, check=False)
+    assert both.returncode == 2
+    assert both.stderr.startswith("clicktrail: error: the directories hold different registries")
+
+
+SIM_REGISTRY = (
+    "advertisers: {sim-shop: {postback_secret: sim-shop-secret-0123456789}}\n"
+    "campaigns: {sim-search: {advertiser: sim-shop, landing_url: 'https://shop.example/'}}\n"
+    "partners: {sim-aff: {}}\n"
+)
+SIM_CLICK = (
+    '{"type":"click","event_id":"s1","ts":"2026-03-01T10:00:05Z","click_id":"sim-clk-1",'
+    '"campaign_id":"sim-search","partner_id":"sim-aff","user":{"user_id":"u1"}}'
+)

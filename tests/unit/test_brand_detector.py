@@ -271,6 +271,32 @@ def test_records_are_emitted_on_material_change_only() -> None:
     assert len(world.conflicts()[0].evidence_ids) == 100
 
 
+def test_catch_up_emits_what_the_last_record_left_behind() -> None:
+    """Between thresholds the stored record lags; catch_up gives the final state once."""
+    world = World()
+    for i in range(40):
+        world.event("impression", i, partner_id="aff-jack", keyword="northwind", user=f"u{i}")
+    last = world.emitted[-1]
+    assert last.impressions < 40, "no threshold at 40: the last record lags"
+    [final] = world.detector.catch_up()
+    assert final == world.conflicts()[0]
+    assert (final.conflict_id, final.impressions) == (last.conflict_id, 40)
+    assert final.last_seen == T0 + timedelta(seconds=39)
+    assert world.detector.catch_up() == [], "nothing moved since"
+
+    world.event("impression", 40, partner_id="aff-jack", keyword="northwind", user="u40")
+    assert world.emitted[-1] == last, "41 crosses no threshold either"
+    assert [c.impressions for c in world.detector.catch_up()] == [41]
+
+
+def test_catch_up_leaves_conflicts_whose_record_is_current() -> None:
+    """A conflict emitted on its last event has nothing to catch up on."""
+    world = World()
+    world.event("impression", 0, partner_id="aff-jack", keyword="northwind")
+    assert len(world.emitted) == 1
+    assert world.detector.catch_up() == []
+
+
 def test_state_is_json_friendly_and_auctions_expire() -> None:
     """Every state value survives a JSON round trip; old auctions are forgotten."""
     world = World()

@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from clicktrail.config import Registry, parse_registry
+from clicktrail.config.registry import DEFAULT_LABEL_HORIZON_HOURS
 from clicktrail.contracts import AttributedConversion, Click
 from clicktrail.processors.models import ActionModels, DelayedLabels, Learned
+from clicktrail.processors.models.online import OnlineModels
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 ACTIONS = ("signup", "purchase")
@@ -179,3 +182,53 @@ class TestDelayedLabels:
         labels.on_click(click("k1", fields=fields))
         labels.on_conversion(conversion("k1", "purchase"))
         assert pairs(labels.drain()) == [("k1", "purchase", True), ("k1", "signup", False)]
+
+
+class TestDefaultHorizons:
+    """An action without ``label_horizon_hours`` waits hours, not the 30-day click window."""
+
+    def registry(self, **actions: dict[str, object]) -> Registry:
+        return parse_registry(
+            {
+                "advertisers": {"shop": {"postback_secret": "s" * 16}},
+                "campaigns": {
+                    "shop-affiliates": {
+                        "advertiser": "shop",
+                        "landing_url": "https://shop.example/",
+                    }
+                },
+                "partners": {"aff-1": {}},
+                "actions": actions,
+            }
+        )
+
+    def test_standard_actions_and_others_get_their_default(self) -> None:
+        actions = self.registry(lead={}, purchase={}, deposit={}, signup={"label_horizon_hours": 1})
+        hours = {name: a.horizon_hours(name) for name, a in actions.actions.items()}
+        assert hours == {
+            "lead": 2,
+            "purchase": 6,
+            "deposit": DEFAULT_LABEL_HORIZON_HOURS,
+            "signup": 1,
+        }
+
+    def test_a_first_week_learns_before_it_ends(self) -> None:
+        """Clicks of a replayed week are labelled hours after they happen (the click window
+        would have left every one pending until the traffic was over)."""
+        online = OnlineModels(self.registry(lead={}, purchase={}), {})
+        online.on_click(click("k1"), rejected=False)
+        learned = online.labels.expire(T0 + timedelta(hours=2))
+        assert pairs(learned) == [("k1", "lead", False)]
+        assert pairs(online.labels.expire(T0 + timedelta(hours=6))) == [("k1", "purchase", False)]
+
+    def test_the_click_window_still_caps_the_default(self) -> None:
+        registry = self.registry(purchase={})
+        short = registry.campaigns["shop-affiliates"].attribution.model_copy(
+            update={"click_window_days": 0.125}
+        )
+        campaign = registry.campaigns["shop-affiliates"].model_copy(update={"attribution": short})
+        online = OnlineModels(
+            registry.model_copy(update={"campaigns": {"shop-affiliates": campaign}}), {}
+        )
+        online.on_click(click("k1"), rejected=False)
+        assert pairs(online.labels.expire(T0 + timedelta(hours=3))) == [("k1", "purchase", False)]

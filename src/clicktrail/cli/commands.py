@@ -16,7 +16,7 @@ import structlog
 
 from clicktrail.cli import service_file
 from clicktrail.cli.output import tsv_to_table
-from clicktrail.config import Registry, load_registry
+from clicktrail.config import ConfigError, Registry, load_registry
 from clicktrail.contracts.jsonschema import generate
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
@@ -63,6 +63,23 @@ def migrate(args: argparse.Namespace) -> int:
         )
     print(f"database {store.database} at {store.dsn} is up to date")
     return 0
+
+
+def replay_registry(args: argparse.Namespace) -> str | None:
+    """The registry of the simulator directories replayed, if they hold one (announced on
+    stderr: the events were made in that world, whatever ``$CLICKTRAIL_CONFIG`` says)."""
+    from clicktrail.runtime.replay import ReplayInputError, registry_of
+
+    try:
+        found = registry_of(args.files)
+    except ReplayInputError as error:
+        raise ConfigError(str(error)) from None
+    if found is not None:
+        print(
+            f"clicktrail: registry {found} (the simulation's; --config names another)",
+            file=sys.stderr,
+        )
+    return found
 
 
 def replay(args: argparse.Namespace) -> int:

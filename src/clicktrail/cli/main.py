@@ -28,8 +28,29 @@ ENV_CONFIG = "CLICKTRAIL_CONFIG"
 ENV_DATABASE = "CLICKTRAIL_DATABASE"
 
 
+NO_REGISTRY = (
+    f"clicktrail: warning: no registry (--config or ${ENV_CONFIG}): no campaigns, partners or "
+    "brands; every event is judged with the defaults"
+)
+
+
 class UsageError(Exception):
     """Bad arguments: exit code 2."""
+
+
+def resolve_config(args: argparse.Namespace) -> None:
+    """The registry a command runs with: ``--config``, else the one its input brings
+    (``own_config``: a simulator directory's), else ``$CLICKTRAIL_CONFIG``. A command that
+    takes one and is left without says so in one line: it would judge every event by the
+    defaults, and refuse every campaign and partner as unknown, without a word."""
+    if not hasattr(args, "config") or args.command == "check-config":
+        return
+    own: Callable[[argparse.Namespace], str | None] | None = getattr(args, "own_config", None)
+    if not args.config and own is not None:
+        args.config = own(args)
+    args.config = args.config or os.environ.get(ENV_CONFIG) or None
+    if args.config is None:
+        print(NO_REGISTRY, file=sys.stderr)
 
 
 def _common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
@@ -48,7 +69,6 @@ def _common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
     if config:
         parser.add_argument(
             "--config",
-            default=os.environ.get(ENV_CONFIG),
             metavar="FILE",
             help=f"registry YAML: advertisers, brands, campaigns, partners, rules "
             f"(default: ${ENV_CONFIG}; none means no business set up)",
@@ -197,14 +217,15 @@ def _add_run_and_replay(sub: Any) -> None:
         "stdin) in order. Bad lines go to dead_letters with a reason; counts are printed. "
         "A .csv file is an auction-insights export (parsed whole first: a malformed one "
         "stops the run); a 'clicktrail simulate' directory stands for its events.jsonl "
-        "followed by its auction_insights.csv.",
+        "followed by its auction_insights.csv, replayed with its registry.yaml unless --config "
+        "names another (over $CLICKTRAIL_CONFIG, which describes another world).",
     )
     _common(replay)
     _models_argument(replay)
     replay.add_argument(
         "files", nargs="+", metavar="FILE", help="events .jsonl[.gz], export .csv, a DIR or -"
     )
-    replay.set_defaults(handler=commands.replay)
+    replay.set_defaults(handler=commands.replay, own_config=commands.replay_registry)
 
 
 def _add_import_insights(sub: Any) -> None:
@@ -366,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_format, args.log_level)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        resolve_config(args)
         return handler(args)
     except (ConfigError, UsageError) as error:
         print(f"clicktrail: error: {error}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Feed JSONL event files and auction-insights exports through the embedded runtime, in
 order, with progress. A simulator output directory stands for its events followed by its
-export (a daily report comes after the traffic it describes).
+export (a daily report comes after the traffic it describes), and its ``registry.yaml`` is
+the world they were made in: the registry to replay them with when none is named.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from clicktrail.runtime.gate import IntakeStats
 PROCESS_EVERY = 5_000
 Progress = Callable[[IntakeStats, float], None]
 SIMULATION_FILES = ("events.jsonl", "auction_insights.csv")
+SIMULATION_REGISTRY = "registry.yaml"
 INSIGHTS_SUFFIXES = (".csv", ".csv.gz")
 
 
@@ -43,6 +45,20 @@ def expand(paths: list[str]) -> list[str]:
             raise ReplayInputError(f"{path} is a directory without {' or '.join(SIMULATION_FILES)}")
         out += found
     return out
+
+
+def registry_of(paths: list[str]) -> str | None:
+    """The registry the simulator directories among ``paths`` were made with (None: no
+    directory holds one). Directories made in different worlds have no one registry."""
+    found = [
+        Path(path) / SIMULATION_REGISTRY
+        for path in paths
+        if path != "-" and (Path(path) / SIMULATION_REGISTRY).is_file()
+    ]
+    if len({file.read_bytes() for file in found}) > 1:
+        names = ", ".join(str(file) for file in found)
+        raise ReplayInputError(f"the directories hold different registries ({names}): name one")
+    return str(found[0]) if found else None
 
 
 def is_insights(path: str) -> bool:

@@ -4,6 +4,8 @@ One conflict id per triple, stable across restarts, so a record can be updated, 
 with ReplacingMergeTree semantics and deduplicated by the alerting later. A record is
 emitted when it is new or changed materially (severity, volume by half again, a first CPC
 estimate), not on every event: brand bidding is counted in thousands of impressions.
+Each emission is stamped with a fingerprint of its record, so the end of input (or a clean
+stop) can emit just the conflicts whose stored row fell behind since.
 """
 
 from __future__ import annotations
@@ -130,20 +132,38 @@ class ConflictBook:
         )
 
     def material(self, key: str, entry: dict[str, Any], cpc: CpcEstimate) -> bool:
-        """Whether the conflict changed enough since it was last emitted; remembers it if so.
+        """Whether the conflict changed enough since it was last emitted (:meth:`stamp`
+        remembers an emission). Decided from the entry alone, so the per-event path builds
+        no record it drops."""
+        current = self._marker(entry, cpc)
+        last = entry["emitted"]
+        return (
+            last is None
+            or last["severity"] != current["severity"]
+            or current["events"] >= last["events"] * self.policy.growth
+            or (last["inflation"] is None) != (current["inflation"] is None)
+        )
 
-        Decided from the entry alone, so the per-event path builds no record it drops."""
+    def stamp(
+        self, key: str, entry: dict[str, Any], cpc: CpcEstimate, record: BrandConflict
+    ) -> None:
+        """Remember ``record`` as the conflict's latest emitted state."""
+        entry["emitted"] = {**self._marker(entry, cpc), "digest": record_digest(record)}
+        self.conflicts[key] = entry  # reassign: changelogged tables need a set
+
+    @staticmethod
+    def is_current(entry: dict[str, Any], record: BrandConflict) -> bool:
+        """Was ``record`` (the conflict as it stands) the one last emitted?"""
+        last = entry["emitted"]
+        return last is not None and last.get("digest") == record_digest(record)
+
+    def _marker(self, entry: dict[str, Any], cpc: CpcEstimate) -> dict[str, Any]:
         events = entry["impressions"] + entry["clicks"] + entry.get("rows", 0)
         inflation = None if cpc.inflation is None else round(cpc.inflation, 4)
         severity = str(self.policy.severity(events, inflation))
-        last = entry["emitted"]
-        changed = (
-            last is None
-            or last["severity"] != severity
-            or events >= last["events"] * self.policy.growth
-            or (last["inflation"] is None) != (inflation is None)
-        )
-        if changed:
-            entry["emitted"] = {"severity": severity, "events": events, "inflation": inflation}
-            self.conflicts[key] = entry
-        return changed
+        return {"severity": severity, "events": events, "inflation": inflation}
+
+
+def record_digest(record: BrandConflict) -> str:
+    """A short fingerprint of everything a stored row shows."""
+    return hashlib.blake2b(record.model_dump_json().encode(), digest_size=8).hexdigest()

@@ -95,6 +95,22 @@ class BrandConflictDetector:
             for key, entry in sorted(self.book.conflicts.items())
         ]
 
+    def catch_up(self) -> list[BrandConflict]:
+        """Every conflict whose state moved since its last record, as it stands now.
+
+        Records are emitted on material changes only, so a stored row keeps the counts and
+        ``last_seen`` of the last threshold it crossed; call this at the end of input and on
+        a clean stop so the rows hold the final state. Each conflict returned is stamped as
+        emitted: a second call returns nothing until more evidence arrives."""
+        out = []
+        for key, entry in sorted(self.book.conflicts.items()):
+            cpc = self._estimate(entry)
+            record = self.book.record(key, entry, cpc)
+            if not self.book.is_current(entry, record):
+                self.book.stamp(key, entry, cpc, record)
+                out.append(record)
+        return out
+
     def forget(self, watermark: datetime) -> int:
         """Drop auctions whose clicks are long due; call on a timer."""
         return self.ledger.forget(watermark)
@@ -129,7 +145,9 @@ class BrandConflictDetector:
         cpc = self._estimate(entry)
         if not self.book.material(key, entry, cpc):
             return []
-        return [self.book.record(key, entry, cpc)]
+        record = self.book.record(key, entry, cpc)
+        self.book.stamp(key, entry, cpc, record)
+        return [record]
 
     def _estimate(self, entry: dict[str, object]) -> CpcEstimate:
         return self.ledger.estimate(

@@ -6,7 +6,8 @@ back by ``click_id``; the stage's timer calls :meth:`due` with the event-time
 watermark, which closes label deadlines (negatives, held positives) and, once per
 ``QUALITY_EVERY`` of event time, returns a ``ModelQuality`` row per action. Which
 actions a click can lead to comes from its advertiser in the registry; how long it
-waits for each, from the action's ``label_horizon_hours`` or the campaign's window.
+waits for each, from the action's horizon (``Action.horizon_hours``: its
+``label_horizon_hours`` or the default for its name), capped by the campaign's window.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ class OnlineModels:
             actions_for=self.actions_for,
             window_for=self._window,
             label_horizon={
-                name: timedelta(hours=action.label_horizon_hours)
+                name: timedelta(hours=action.horizon_hours(name))
                 for name, action in registry.actions.items()
-                if action.label_horizon_hours is not None
             },
         )
         self._swept: datetime | None = None
