@@ -196,6 +196,23 @@ class TestMultiTouchAndViews:
 
 
 class TestOutOfOrder:
+    def test_an_orphan_rejoins_its_click_when_it_comes_after_all(self) -> None:
+        run = Run()
+        run.send(conversion(1, 100, click_id="clk1"), click(5, 500, user="u5"))
+        [orphan] = run.tick()
+        assert (orphan.touch, orphan.version, orphan.weight) == ("none", 1, 1)
+        rows = run.send(click(1, 50))  # the click, delivered after the grace ran out
+        moved = {(r.touch, r.click_id): r for r in rows}
+        credited, left = moved["click", "clk1"], moved["none", None]
+        assert (credited.version, credited.weight, credited.previous_weight) == (2, 1, 0)
+        assert (credited.partner_id, credited.payout, credited.previous_payout) == ("p1", 10, 0)
+        assert (left.version, left.weight, left.previous_weight) == (2, 0, 1)
+        assert (left.payout, left.previous_payout) == (0, 10)
+        conversions = sum(r.weight - r.previous_weight for r in [orphan, *rows])
+        payout = sum(r.payout - r.previous_payout for r in [orphan, *rows])
+        assert (conversions, payout) == (1, 10), "the rollups count it once, on the click"
+        assert run.send(click(1, 50)) == [], "a duplicate click moves nothing again"
+
     def test_conversion_before_its_click_waits_for_it(self) -> None:
         run = Run()
         assert run.send(conversion(1, 100, click_id="clk1")) == []

@@ -185,6 +185,9 @@ class EmbeddedRuntime:
         way get their retry budget before their records are written.
         """
         self.process()
+        if self._last is not None:  # conflicts hold their final counts, not the last alert's
+            src, offset = self._last
+            self._store(self.pipeline.final_conflicts(), src, offset + 1)
         if end_of_input and self._last is not None:
             src, offset = self._last
             self._forward(self.pipeline.drain(), src, offset + 1)

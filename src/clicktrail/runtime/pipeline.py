@@ -248,6 +248,11 @@ class Pipeline:
             return []
         return list(self.brand(item))
 
+    def final_conflicts(self) -> list[BaseModel]:
+        """Conflicts whose counts moved since their last record, as they stand (end of input,
+        clean stop): a stored row otherwise keeps the counts of its last alert threshold."""
+        return list(self.brand.catch_up())
+
     def _insight(self, row: AuctionInsight, origin: str) -> list[BaseModel]:
         """Counted once however often its export is imported; a report row is not stream
         time, so it leaves the watermark alone. It is remembered from the later of its day
