@@ -46,6 +46,8 @@ REGISTRY: dict[str, Any] = {
         "signup": {},
     },
     "security": {"click_id_key": "models-scenario-click-key-012345"},
+    # the clock at each event's time, so labels close exactly where the scenario says
+    "event_time": {"allowed_lateness_seconds": 0, "confirmations": 1},
 }
 
 

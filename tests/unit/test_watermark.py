@@ -104,3 +104,11 @@ class TestInputs:
 def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         EventClock(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_end_of_input_moves_the_watermark_to_the_latest_event() -> None:
+    c = clock()
+    feed(c, "a", 0, 1, 2, 30)
+    feed(c, "a", 3 * 24 * 60)  # an outlier that never found company
+    c.finish()
+    assert c.watermark == at(30)

@@ -124,6 +124,16 @@ class EventClock:
         if marks:
             self._watermark = max(self._watermark, min(marks))
 
+    def finish(self) -> None:
+        """End of input (a replay read to its end): nothing can be late any more, so the
+        watermark moves up to the latest trusted event time, as a bounded source's final
+        watermark does. Early events that never found company stay outliers."""
+        latest = [c.latest for c in self.inputs.values() if c.latest is not None]
+        starting = [min(c.pending) for c in self.inputs.values() if c.latest is None and c.pending]
+        marks = latest or starting
+        if marks:
+            self._watermark = max(self._watermark, *marks)
+
     def delay_seconds(self) -> float:
         """How far the watermark trails the latest trusted event time (for the metrics)."""
         latest = [c.latest for c in self.inputs.values() if c.latest is not None]

@@ -206,6 +206,7 @@ class Pipeline:
 
     def drain(self) -> list[Forwarded]:
         """End of input: nothing more will come, so no conversion waits any longer."""
+        self.clock.finish()
         return [*self.clicks.drain(), *self.attributor.settle(END_OF_TIME)]
 
     def learn_due(self) -> list[BaseModel]:
