@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from clicktrail.bus.codec import serialize
 from clicktrail.bus.topics import insight_key, partition_key, topic_for
@@ -72,3 +74,15 @@ def produce_insights(servers: str, rows: Iterable[AuctionInsight], prefix: str) 
     finally:
         producer.close()
     return sent
+
+
+IDLE_SECONDS = 2.0
+"""A worker's partitions go idle this soon in the tests (the default is a minute): the
+scenarios end with quiet partitions, and the waits they hold must settle in seconds."""
+
+
+def write_registry(path: Path, registry: dict[str, Any]) -> Path:
+    """``registry`` as a live worker's YAML, its quiet partitions going idle quickly."""
+    timing = {**registry.get("event_time", {}), "idle_seconds": IDLE_SECONDS}
+    path.write_text(yaml.safe_dump({**registry, "event_time": timing}), encoding="utf-8")
+    return path

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
-from tests.integration.kafka_helpers import bootstrap, produce
+from tests.integration.kafka_helpers import bootstrap, produce, write_registry
 from tests.integration.receivers import Receiver, verify_signature
 from tests.integration.test_faust_worker import Worker, store_rows, wait_until_settled
 from tests.scenarios import brand as scenario
@@ -28,7 +27,7 @@ def test_worker_delivers_signed_deduplicated_brand_alerts(
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = tmp_path / "registry.yaml"
     alerts = scenario.webhook_alerts(hook=receiver.base_url + "/ok")
-    config.write_text(yaml.safe_dump(scenario.registry(alerts)), encoding="utf-8")
+    write_registry(config, scenario.registry(alerts))
     worker = Worker(tmp_path, "w", prefix, config).start()
     try:
         produce(bootstrap(), scenario.events(), prefix=prefix)

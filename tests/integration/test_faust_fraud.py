@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
-from tests.integration.kafka_helpers import bootstrap, produce
+from tests.integration.kafka_helpers import bootstrap, produce, write_registry
 from tests.integration.test_faust_worker import Worker, wait_until_settled
 from tests.scenarios import fraud as scenario
 
@@ -46,7 +45,7 @@ def test_a_faust_worker_gives_the_embedded_runtimes_verdicts(
     conversion judged before its click is convicted is revised when the click is."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = tmp_path / "registry.yaml"
-    config.write_text(yaml.safe_dump(scenario.REGISTRY), encoding="utf-8")
+    write_registry(config, scenario.REGISTRY)
     worker = Worker(tmp_path, "w1", prefix, config, partitions=partitions).start()
     try:
         produce(bootstrap(), scenario.events(), prefix=prefix)

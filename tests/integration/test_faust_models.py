@@ -8,8 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
-from tests.integration.kafka_helpers import bootstrap, produce
+from tests.integration.kafka_helpers import bootstrap, produce, write_registry
 from tests.integration.test_faust_worker import Worker, wait_until_settled
 from tests.scenarios import models as scenario
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.kafka
 def test_worker_learns_from_routed_labels_and_restores_its_models(tmp_path: Path) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = tmp_path / "registry.yaml"
-    config.write_text(yaml.safe_dump(scenario.REGISTRY), encoding="utf-8")
+    write_registry(config, scenario.REGISTRY)
     worker = Worker(tmp_path, "w", prefix, config).start()
     try:
         produce(bootstrap(), scenario.EVENTS, prefix=prefix)

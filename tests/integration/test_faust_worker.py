@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from tests.integration.kafka_helpers import bootstrap, produce, produce_insights
+from tests.integration.kafka_helpers import bootstrap, produce, produce_insights, write_registry
 from tests.scenarios import attribution as scenario
 
 from clicktrail.processors.brand import parse_auction_insights
@@ -53,6 +52,8 @@ class Worker:
             self.store,
             "--data-dir",
             str(root / name / "data"),
+            "--tick-seconds",
+            "1",
         ]
         self.env = {**os.environ, "CLICKTRAIL_TOPIC_PREFIX": prefix}
         self.process: subprocess.Popen[bytes] | None = None
@@ -146,7 +147,7 @@ def wait_until_settled(group: str, prefix: str, timeout: float = 120) -> None:
         remaining = lag(group, prefix)
         if remaining == 0:
             quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 5:  # > tick interval + commit interval
+            if time.monotonic() - quiet_since > 5:  # > idle inputs + tick + commit intervals
                 return
         else:
             quiet_since = None
@@ -158,7 +159,7 @@ def wait_until_settled(group: str, prefix: str, timeout: float = 120) -> None:
 def setup(tmp_path: Path) -> tuple[Path, str, Path]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = tmp_path / "registry.yaml"
-    config.write_text(yaml.safe_dump(scenario.REGISTRY), encoding="utf-8")
+    write_registry(config, scenario.REGISTRY)
     return tmp_path, prefix, config
 
 
@@ -273,7 +274,7 @@ def test_auction_insights_rows_become_conflicts_once(tmp_path: Path) -> None:
     """The same export produced twice: one count per row, on the worker owning the keyword."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = tmp_path / "registry.yaml"
-    config.write_text(yaml.safe_dump(BRANDED), encoding="utf-8")
+    write_registry(config, BRANDED)
     worker = Worker(tmp_path, "w1", prefix, config).start()
     try:
         rows = parse_auction_insights(EXPORT)

@@ -274,6 +274,13 @@ class EventTimeSettings(Section):
         description="An input that sent nothing in this many messages is idle: it no longer "
         "holds the watermark back",
     )
+    idle_seconds: float = Field(
+        60,
+        gt=0,
+        le=86_400,
+        description="Live workers only: an input (a Kafka partition) that sent nothing for "
+        "this long is idle, so a quiet partition does not hold every wait open",
+    )
 
 
 class EdgeSettings(Section):

@@ -14,9 +14,11 @@ ahead) end every wait at once. So, as Flink's and Kafka Streams' watermarks do:
   ``event_time.confirmations`` early events come in a row (traffic resuming after a
   quiet spell), and then only to the earliest of them. An input's clock starts at the
   earliest of its first ``confirmations`` events for the same reason;
-* the pipeline's watermark is the **minimum over active inputs** (an input that sent
-  nothing in the last ``event_time.idle_messages`` messages is idle and left out), and it
-  never goes back.
+* the pipeline's watermark is the **minimum over active inputs**, and it never goes
+  back. An input is idle, and left out, when it sent nothing in the last
+  ``event_time.idle_messages`` messages (deterministic: replays) or, in a live runtime
+  that gives the clock a wall clock, for ``event_time.idle_seconds`` (Flink's
+  ``withIdleness``: a Kafka partition that went quiet must not hold every wait open).
 
 An event behind the watermark is **late**: it is still processed (a late click re-joins
 the conversions that left without it), and counted.
@@ -24,6 +26,7 @@ the conversions that left without it), and counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -39,6 +42,7 @@ class InputClock:
     pending: list[float] = field(default_factory=list)
     """Before the clock starts: its first events; after: the current run of early ones."""
     last_message: int = 0
+    last_wall: float = 0.0
 
 
 @dataclass(slots=True)
@@ -59,15 +63,23 @@ class EventClock:
         max_jump: timedelta = timedelta(hours=6),
         confirmations: int = 3,
         idle_messages: int = 50_000,
+        idle_seconds: float = 60.0,
+        wall: Callable[[], float] | None = None,
     ) -> None:
+        """``wall``: a monotonic wall clock, for live runtimes only; without it idleness
+        counts messages alone and the clock is a pure function of its input."""
         if allowed_lateness < timedelta(0) or max_jump <= timedelta(0):
             raise ValueError("allowed lateness must be >= 0 and the maximum jump > 0")
         if confirmations < 1 or idle_messages < 1:
             raise ValueError("confirmations and idle_messages must be at least 1")
+        if idle_seconds <= 0:
+            raise ValueError("idle_seconds must be > 0")
         self.lateness = allowed_lateness.total_seconds()
         self.max_jump = max_jump.total_seconds()
         self.confirmations = confirmations
         self.idle_messages = idle_messages
+        self.idle_seconds = idle_seconds
+        self.wall = wall
         self.inputs: dict[str, InputClock] = {}
         self.messages = 0
         self._watermark = BEGINNING.timestamp()
@@ -87,6 +99,8 @@ class EventClock:
             clock = self.inputs[source] = InputClock()
             self.stats.inputs = len(self.inputs)
         clock.last_message = self.messages
+        if self.wall is not None:
+            clock.last_wall = self.wall()
         late = at < self._watermark
         if late:
             self.stats.late += 1
@@ -114,12 +128,20 @@ class EventClock:
             clock.latest = min(clock.pending)
             clock.pending = []
 
+    def refresh(self) -> None:
+        """Re-check which inputs went idle by the wall clock (a live runtime's timer calls
+        this: with no traffic, no event would)."""
+        self._recompute()
+
     def _recompute(self) -> None:
         horizon = self.messages - self.idle_messages
+        quiet_since = self.wall() - self.idle_seconds if self.wall is not None else None
         marks = [
             clock.latest - self.lateness
             for clock in self.inputs.values()
-            if clock.latest is not None and clock.last_message > horizon
+            if clock.latest is not None
+            and clock.last_message > horizon
+            and (quiet_since is None or clock.last_wall > quiet_since)
         ]
         if marks:
             self._watermark = max(self._watermark, min(marks))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,11 @@ class WorkerSettings:
             raise ValueError("partitions and batch_size must be >= 1, batch_seconds > 0")
 
 
+CO_LOCATED = {"orphans": "pending"}
+"""Stores keyed by the same click ids as another: a conversion that leaves ``pending`` as
+an orphan on a timer is kept in the partition it waited in."""
+
+
 def default_table_store() -> str:
     """RocksDB (via rocksdict) keeps tables on local disk across restarts; else memory,
     which rebuilds from the changelog topics on start."""
@@ -155,11 +161,15 @@ class FaustRuntime:
             name: self.app.Table(name, default=None, partitions=settings.partitions)
             for name in (*STATE_NAMES, ALERT_STATE)
         }
-        self._states: list[FaustState] = []
+        self._states: list[tuple[str, FaustState]] = []
         self.checkpoint = ModelCheckpoint(Path(settings.data_dir) / "models.ckpt")
         restored = self.checkpoint.load(sorted(registry.actions))
         self.pipeline = Pipeline(
-            registry, stores=self._store, models=restored.models, learned=restored.extras
+            registry,
+            stores=self._store,
+            models=restored.models,
+            learned=restored.extras,
+            wall=time.monotonic,
         )
         self._models_src = f"models:{settings.app_id}:{socket.gethostname()}"
         self.alerts = AlertService(registry.alerts, state=self._store(ALERT_STATE))
@@ -192,13 +202,14 @@ class FaustRuntime:
         source = (
             TOUCHES if name in USER_STAGE_STATE else BRAND if name in BRAND_STAGE_STATE else CLICKS
         )
-        state = FaustState(self.tables[name], source)
-        self._states.append(state)
+        follows = next((s for n, s in self._states if n == CO_LOCATED.get(name)), None)
+        state = FaustState(self.tables[name], source, follows=follows)
+        self._states.append((name, state))
         return state
 
     def _write_state(self) -> None:
         """Held state changes to the tables (and their changelogs), before any ack."""
-        for state in self._states:
+        for _, state in self._states:
             state.flush()
 
     # -- agents --------------------------------------------------------------------------
@@ -292,6 +303,7 @@ class FaustRuntime:
     async def _tick(self) -> None:
         """Housekeeping on a timer, so waiting conversions settle even when traffic stops."""
         try:
+            self.pipeline.refresh_clock()
             released = [*self.pipeline.tick(), *self.pipeline.tick_users()]
             quality = self.pipeline.learn_due()
         except Exception:  # housekeeping must never stop the worker

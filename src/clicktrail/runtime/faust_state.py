@@ -35,9 +35,14 @@ _DELETED = object()
 
 
 class FaustState(MutableMapping[str, Any]):
-    def __init__(self, table: Any, source_topic: str) -> None:
+    """``follows``: a store whose keys are the same ids, held in the same partitions, so
+    a key this store has not seen yet, touched by a sweep (no current event), goes where
+    the other store keeps it (a conversion moved from waiting to orphaned on a timer)."""
+
+    def __init__(self, table: Any, source_topic: str, follows: FaustState | None = None) -> None:
         self.table = table
         self.source_topic = source_topic
+        self.follows = follows
         self._where: dict[str, int] = {}
         self._dirty: dict[str, tuple[int, Any]] = {}
 
@@ -49,6 +54,8 @@ class FaustState(MutableMapping[str, Any]):
 
     def _partition(self, key: str) -> int:
         partition = self._where.get(key)
+        if partition is None and self.follows is not None:
+            partition = self.follows._where.get(key)
         return self._current_partition() if partition is None else partition
 
     @contextlib.contextmanager

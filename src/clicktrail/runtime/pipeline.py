@@ -84,9 +84,12 @@ class Pipeline:
         stores: StoreFactory = memory_stores,
         models: ActionModels | None = None,
         learned: Mapping[str, object] | None = None,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         """``models`` and ``learned`` (see :meth:`learned_state`): what a checkpoint
-        restored (fresh when None)."""
+        restored (fresh when None). ``wall``: a live runtime's monotonic clock, so a
+        quiet input goes idle after ``event_time.idle_seconds`` (None: replays, where
+        only message counts decide)."""
         self.registry = registry
         self.dedup = Dedup(stores("dedup"))
         self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
@@ -118,12 +121,18 @@ class Pipeline:
             max_jump=timedelta(seconds=timing.max_jump_seconds),
             confirmations=timing.confirmations,
             idle_messages=timing.idle_messages,
+            idle_seconds=timing.idle_seconds,
+            wall=wall,
         )
 
     @property
     def watermark(self) -> datetime:
         """Event time the pipeline has reached (see :mod:`clicktrail.processors.watermark`)."""
         return self.clock.watermark
+
+    def refresh_clock(self) -> None:
+        """Let inputs that went quiet by the wall clock stop holding the watermark."""
+        self.clock.refresh()
 
     def _grace(self, conversion: Conversion) -> timedelta:
         campaign = self.registry.campaigns.get(conversion.campaign_id or "")
