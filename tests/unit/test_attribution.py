@@ -107,8 +107,8 @@ class Run:
         return self.rows[start:]
 
     def _forward(self, records: list[Any], origin: str) -> None:
-        for record in records:
-            out = self.pipeline.on_forwarded(record, origin)  # type: ignore[arg-type]
+        for n, record in enumerate(records):  # each a message of its own, as on the topic
+            out = self.pipeline.on_forwarded(record, f"{origin}/{n}")  # type: ignore[arg-type]
             self.rows.extend(r for r in out if isinstance(r, AttributedConversion))
 
     def tick(self) -> list[AttributedConversion]:
@@ -238,6 +238,19 @@ class TestOutOfOrder:
         assert run.send(conversion(1, 100, user={"user_id": "u1"})) == []
         assert run.send(click(1, 90)) == []
         assert [(r.click_id, r.ctit_seconds) for r in run.drain()] == [("clk1", 10)]
+
+    def test_a_status_update_leaves_with_the_waiting_conversion_it_updates(self) -> None:
+        """A live stream may not reach the update's own deadline for hours: it must not
+        hold the approval back once the conversion it updates is credited."""
+        run = Run()
+        update = {"txid": "T1", "user": {"user_id": "u1"}}
+        run.send(click(1, 0), conversion(1, 100, **update))
+        run.send(conversion(2, 5000, status="approved", **update))
+        rows = run.tick()
+        assert [(r.conversion_id, r.version, r.status, r.click_id) for r in rows] == [
+            ("v1", 1, "pending", "clk1"),
+            ("v1", 2, "approved", "clk1"),
+        ]
 
     def test_a_late_click_beats_an_older_one_it_preceded(self) -> None:
         run = Run()

@@ -99,6 +99,7 @@ class TestInputs:
         {"max_jump": timedelta(0)},
         {"confirmations": 0},
         {"idle_messages": 0},
+        {"idle_seconds": 0},
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
@@ -112,3 +113,56 @@ def test_the_end_of_input_moves_the_watermark_to_the_latest_event() -> None:
     feed(c, "a", 3 * 24 * 60)  # an outlier that never found company
     c.finish()
     assert c.watermark == at(30)
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestWallClockIdleness:
+    """Live workers: a partition that went quiet stops holding the watermark back."""
+
+    def test_a_quiet_input_is_left_out_after_idle_seconds(self) -> None:
+        wall = WallClock()
+        c = clock(idle_seconds=60, wall=wall)
+        feed(c, "quiet", 0, 1, 2)
+        feed(c, "busy", 30, 31, 32)
+        wall.now = 59
+        c.refresh()
+        assert c.watermark == at(0 - 5), "quiet for 59 s: still active"
+        wall.now = 61
+        feed(c, "busy", 40)
+        assert c.watermark == at(40 - 5)
+
+    def test_when_every_input_is_quiet_the_latest_one_decides(self) -> None:
+        wall = WallClock()
+        c = clock(idle_seconds=60, wall=wall)
+        feed(c, "a", 0, 1, 2)
+        feed(c, "b", 30, 31, 32)
+        wall.now = 61
+        c.refresh()
+        assert c.watermark == at(30 - 5)
+
+    def test_an_idle_input_that_resumes_holds_the_watermark_again_without_moving_it_back(
+        self,
+    ) -> None:
+        wall = WallClock()
+        c = clock(idle_seconds=60, wall=wall)
+        feed(c, "a", 0, 1, 2)
+        feed(c, "b", 30, 31, 32)
+        wall.now = 61
+        c.refresh()
+        assert feed(c, "a", 3) == [True], "behind the watermark: late"
+        feed(c, "b", 50)
+        assert c.watermark == at(30 - 5), "a is active again and behind: nothing moves"
+
+    def test_without_a_wall_clock_only_messages_count(self) -> None:
+        c = clock()
+        feed(c, "a", 0, 1, 2)
+        feed(c, "b", 30, 31, 32)
+        c.refresh()
+        assert c.watermark == at(0 - 5)

@@ -187,9 +187,19 @@ class Attributor:
         conversion = resolved.conversion
         entries: list[dict[str, Any]] = self.waiting.get(user) or []
         if all(e["event_id"] != conversion.event_id for e in entries):
+            identity = _identity(conversion)
             deadline = (conversion.ts + self.grace_for(conversion)).timestamp()
+            # a status update of a conversion still waiting leaves with it, not on a
+            # deadline of its own that a live stream may not reach for hours
+            deadline = min(
+                [deadline, *(e["deadline"] for e in entries if e.get("identity") == identity)]
+            )
+            entries = [
+                {**e, "deadline": deadline} if e.get("identity") == identity else e for e in entries
+            ]
             entry = {
                 "event_id": conversion.event_id,
+                "identity": identity,
                 "deadline": deadline,
                 "resolved": resolved.model_dump(mode="json"),
             }

@@ -19,6 +19,8 @@ ahead) end every wait at once. So, as Flink's and Kafka Streams' watermarks do:
   ``event_time.idle_messages`` messages (deterministic: replays) or, in a live runtime
   that gives the clock a wall clock, for ``event_time.idle_seconds`` (Flink's
   ``withIdleness``: a Kafka partition that went quiet must not hold every wait open).
+  When every input is idle the stream has paused with everything read, and the
+  watermark moves to the latest input's (so waits end when traffic stops).
 
 An event behind the watermark is **late**: it is still processed (a late click re-joins
 the conversions that left without it), and counted.
@@ -136,15 +138,17 @@ class EventClock:
     def _recompute(self) -> None:
         horizon = self.messages - self.idle_messages
         quiet_since = self.wall() - self.idle_seconds if self.wall is not None else None
-        marks = [
+        started = [clock for clock in self.inputs.values() if clock.latest is not None]
+        active = [
             clock.latest - self.lateness
-            for clock in self.inputs.values()
-            if clock.latest is not None
-            and clock.last_message > horizon
+            for clock in started
+            if clock.last_message > horizon
             and (quiet_since is None or clock.last_wall > quiet_since)
         ]
-        if marks:
-            self._watermark = max(self._watermark, min(marks))
+        if active:
+            self._watermark = max(self._watermark, min(active))
+        elif started:  # every input went quiet: what was sent has been read
+            self._watermark = max(self._watermark, *(c.latest - self.lateness for c in started))
 
     def finish(self) -> None:
         """End of input (a replay read to its end): nothing can be late any more, so the
