@@ -77,7 +77,9 @@ VERDICTS = Table(
     # source, after its last line); a tie within one message goes to the verdict with more
     # reasons. A partner has one verdict per closed window, keyed by the window's end
     # (``ts``). A click's or conversion's ``ts`` is not compared: a flood verdict carries
-    # the time of the click that completed the burst, whichever of them arrived last.
+    # the time of the click that completed the burst, whichever of them arrived last. A
+    # latest verdict without reasons (an orphan's, revised when its click came) is no
+    # verdict: the subject is clean, as if it had never been judged otherwise.
     """
     SELECT subject_type, subject_id,
            if(subject_type = 'partner', toString(ts), '') AS window,
@@ -86,6 +88,7 @@ VERDICTS = Table(
            argMax(arraySort(reasons), (indexOf({sources}, src), src_offset, length(reasons)))
     FROM {db}.fraud_verdicts
     GROUP BY subject_type, subject_id, window
+    HAVING notEmpty(argMax(reasons, (indexOf({sources}, src), src_offset, length(reasons))))
     """,
 )
 

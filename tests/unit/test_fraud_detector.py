@@ -76,7 +76,12 @@ class Traffic:
         return click_id
 
     def convert(
-        self, seconds: float, click_id: str | None, action: str = "install", **fields: Any
+        self,
+        seconds: float,
+        click_id: str | None,
+        action: str = "install",
+        lookup: str | None = None,
+        **fields: Any,
     ) -> str:
         self.n += 1
         touch = self.clicks.get(click_id or "")
@@ -94,8 +99,8 @@ class Traffic:
             }
         )
         assert isinstance(event, Conversion)
-        lookup = "found" if touch else ("unknown_click" if click_id else "no_click")
-        resolved = ResolvedConversion(conversion=event, click=touch, lookup=lookup)
+        lookup = lookup or ("found" if touch else ("unknown_click" if click_id else "no_click"))
+        resolved = ResolvedConversion(conversion=event, click=touch, lookup=lookup)  # type: ignore[arg-type]
         self.keep(self.detector.on_conversion(resolved))
         return event.event_id
 
@@ -205,6 +210,16 @@ class TestBadInput:
         click_id = traffic.click(1000)
         early = traffic.convert(400, click_id)
         assert traffic.reasons("conversion", early) == []
+
+    def test_an_orphans_verdict_is_revised_when_its_click_comes(self, traffic: Traffic) -> None:
+        click_id = traffic.click(100)
+        touch = traffic.clicks.pop(click_id)  # not read yet when the grace ran out
+        orphan = traffic.convert(400, click_id)
+        assert traffic.reasons("conversion", orphan) == ["orphan_conversion"]
+        traffic.clicks[click_id] = touch
+        traffic.convert(400, click_id, lookup="rejoined", event_id=orphan)
+        revised = traffic.latest[("conversion", orphan)]
+        assert (revised.action, revised.reasons) == ("ok", [])
 
     def test_a_conversion_gains_the_reasons_its_click_gains_later(self, traffic: Traffic) -> None:
         """Read out of order (a backlog of two topics), an install is judged while its

@@ -260,7 +260,7 @@ class EventTimeSettings(Section):
         "watermark trails each input's latest event time by this much",
     )
     max_jump_seconds: float = Field(
-        6 * 3600,
+        900,
         gt=0,
         description="An event further ahead of its input's clock than this is early: it moves "
         "the clock only when `confirmations` early events come in a row",

@@ -138,17 +138,21 @@ class EventClock:
     def _recompute(self) -> None:
         horizon = self.messages - self.idle_messages
         quiet_since = self.wall() - self.idle_seconds if self.wall is not None else None
-        started = [clock for clock in self.inputs.values() if clock.latest is not None]
+        marks = [
+            (clock.latest - self.lateness, clock)
+            for clock in self.inputs.values()
+            if clock.latest is not None
+        ]
         active = [
-            clock.latest - self.lateness
-            for clock in started
+            mark
+            for mark, clock in marks
             if clock.last_message > horizon
             and (quiet_since is None or clock.last_wall > quiet_since)
         ]
         if active:
             self._watermark = max(self._watermark, min(active))
-        elif started:  # every input went quiet: what was sent has been read
-            self._watermark = max(self._watermark, *(c.latest - self.lateness for c in started))
+        elif marks:  # every input went quiet: what was sent has been read
+            self._watermark = max(self._watermark, *(mark for mark, _ in marks))
 
     def finish(self) -> None:
         """End of input (a replay read to its end): nothing can be late any more, so the

@@ -102,7 +102,7 @@ class FraudDetector:
         out, newly = self._judge_clicks(
             click.click_id, click.campaign_id, click.partner_id, click.ts, hits
         )
-        windows = self.partners.record(
+        self.partners.record(
             click.partner_id,
             click.ts,
             flagged=newly,
@@ -110,7 +110,7 @@ class FraudDetector:
             is_click=True,
             bot=bot,
         )
-        return [*out, *self._windows(windows)]
+        return out
 
     def on_conversion(self, resolved: ResolvedConversion) -> list[FraudVerdict]:
         conversion, click = resolved.conversion, resolved.click
@@ -131,7 +131,7 @@ class FraudDetector:
         campaign = click.campaign_id if click else conversion.campaign_id
         out: list[FraudVerdict] = []
         flagged = 0
-        if own:
+        if own or resolved.lookup == "rejoined":  # an orphan's verdict is revised, even to ok
             verdict = self.combine(
                 "conversion",
                 conversion.event_id,
@@ -157,12 +157,11 @@ class FraudDetector:
                 partner=partner,
                 campaign=campaign,
             )
-        windows: list[PartnerWindow] = []
         if partner:
-            windows = self.partners.record(
+            self.partners.record(
                 partner, conversion.ts, flagged=flagged, ctit=ctit, conversion=not repeat
             )
-        return [*out, *self._windows(windows)]
+        return out
 
     def _judge_clicks(
         self, click_id: str, campaign: str, partner: str, ts: datetime, hits: list[Hit]
@@ -201,11 +200,8 @@ class FraudDetector:
 
     def close_windows(self, watermark: datetime) -> list[FraudVerdict]:
         """Partner windows that ended before the watermark (run with the stage's tick)."""
-        return self._windows(self.partners.close_until(watermark))
-
-    def _windows(self, windows: list[PartnerWindow]) -> list[FraudVerdict]:
         out = []
-        for window in windows:
+        for window in self.partners.close_until(watermark):
             if self.on_window is not None:
                 self.on_window(window)
             if window.reasons:

@@ -1,18 +1,22 @@
 """Partner-level signals per event-time window: fraud share, late-CTIT tail, anomaly.
 
-Each partner has one open window (``fraud.window_seconds``) of counts in a
-``StateStore``: events judged and flagged, clicks, distinct networks (capped),
-bot hits, conversions and recent CTITs. When an event of a later window arrives,
-or ``close_until`` passes the window's end, the window closes into a
-:class:`PartnerWindow`: its features, its fraud share (a running share decayed with a
-one-day half-life, so small partners are judged too; alert above
-``fraud.partner_share_alert``), the share of conversions with CTIT over
+Each partner's events are counted in the window (``fraud.window_seconds``) their event
+time falls in: events judged and flagged, clicks, distinct networks (capped), bot
+hits, conversions and recent CTITs, in a ``StateStore``. Windows close only when the
+watermark passes their end (``close_until``), all partners' together in (window,
+partner) order, so the counts, the running shares and what the shared anomaly model
+learns do not depend on the order events were delivered in, nor on when the ticks
+came. A closed window becomes a :class:`PartnerWindow`: its features, its fraud share
+(a running share decayed with a one-day half-life, so small partners are judged too;
+alert above ``fraud.partner_share_alert``), the share of conversions with CTIT over
 ``fraud.late_ctit_seconds`` (a decayed running share, alert above
-``fraud.late_ctit_share``: flooders' stolen conversions have a long flat tail) and
-the River anomaly score. The fraud share is also judged on the window alone (above
+``fraud.late_ctit_share``: flooders' stolen conversions have a long flat tail) and the
+River anomaly score. The fraud share is also judged on the window alone (above
 ``fraud.partner_window_share_alert``), so a partner that turns bad after a long clean
-record is flagged within the hour instead of when its running share catches up. A late
-event joins the open window.
+record is flagged within the hour instead of when its running share catches up. An
+event later than the watermark (its window already closed) joins the partner's first
+open window; a partner with no events in a window has nothing to close (its running
+shares decay over the gap).
 """
 
 from __future__ import annotations
@@ -46,9 +50,15 @@ class PartnerWindow:
     reasons: list[str] = field(default_factory=list)
 
 
-def _empty(bucket: int) -> dict[str, Any]:
+def _counts() -> dict[str, Any]:
     counts = dict.fromkeys(("events", "flagged", "clicks", "bots", "conversions"), 0)
-    return {"bucket": bucket, **counts, "ips": [], "ctits": [], **dict.fromkeys(RUNNING, 0.0)}
+    return {**counts, "ips": [], "ctits": [], "late": 0.0, "timed": 0.0}
+
+
+def _partner() -> dict[str, Any]:
+    """A partner's state: its open windows by bucket (JSON keys: strings), the last
+    bucket closed, and the running shares as of that bucket."""
+    return {"open": {}, "closed": None, "at": None, **dict.fromkeys(RUNNING, 0.0)}
 
 
 class PartnerMonitor:
@@ -71,72 +81,82 @@ class PartnerMonitor:
         bot: bool = False,
         ctit: float | None = None,
         conversion: bool = False,
-    ) -> list[PartnerWindow]:
+    ) -> None:
         """Count one judged event (or only extra ``flagged`` convictions) for a partner."""
+        state = self.store.get(partner)
+        if state is None or "open" not in state:  # new, or kept by an older version
+            state = _partner()
         bucket = int(ts.timestamp() // self.width)
-        state = self.store.get(partner) or _empty(bucket)
-        closed: list[PartnerWindow] = []
-        if bucket > state["bucket"]:
-            closed.append(self._close(partner, state))
-            state = self._carry(state, bucket)
-        state["flagged"] += flagged
+        if state["closed"] is not None and bucket <= state["closed"]:
+            bucket = state["closed"] + 1  # late: its window is gone, the first open one takes it
+        counts = state["open"].get(str(bucket)) or _counts()
+        counts["flagged"] += flagged
         if is_click or conversion:
-            state["events"] += 1
+            counts["events"] += 1
         if is_click:
-            state["clicks"] += 1
-            state["bots"] += int(bot)
-            if click_ip and click_ip not in state["ips"] and len(state["ips"]) < MAX_NETWORKS:
-                state["ips"] = [*state["ips"], click_ip]
+            counts["clicks"] += 1
+            counts["bots"] += int(bot)
+            if click_ip and click_ip not in counts["ips"] and len(counts["ips"]) < MAX_NETWORKS:
+                counts["ips"] = [*counts["ips"], click_ip]
         if conversion:
-            state["conversions"] += 1
+            counts["conversions"] += 1
         if ctit is not None and ctit >= 0:
-            state["ctits"] = [*state["ctits"], ctit][-MAX_CTITS:]
-            state["timed"] += 1.0
-            state["late"] += float(ctit > self.settings.late_ctit_seconds)
-        self.store[partner] = state
-        return closed
+            counts["ctits"] = [*counts["ctits"], ctit][-MAX_CTITS:]
+            counts["timed"] += 1.0
+            counts["late"] += float(ctit > self.settings.late_ctit_seconds)
+        self.store[partner] = {**state, "open": {**state["open"], str(bucket): counts}}
 
     def close_until(self, watermark: datetime) -> list[PartnerWindow]:
-        """Close every window that ended before ``watermark`` (idle partners too)."""
-        bucket = int(watermark.timestamp() // self.width)
+        """Close every window that ended by ``watermark``: all partners' in (window,
+        partner) order, the order the anomaly model learns them in."""
+        current = int(watermark.timestamp() // self.width)
+        states: dict[str, dict[str, Any]] = {}
+        due: list[tuple[int, str]] = []
+        for partner, state in self.store.items():
+            if "open" not in state:
+                continue
+            buckets = [int(b) for b in state["open"] if int(b) < current]
+            if buckets or state["closed"] is None or state["closed"] < current - 1:
+                states[partner] = state
+                due += [(bucket, partner) for bucket in buckets]
         closed = []
-        for partner in sorted(self.store):
-            state = self.store[partner]
-            if state["bucket"] < bucket:
-                closed.append(self._close(partner, state))
-                self.store[partner] = self._carry(state, bucket)
+        for bucket, partner in sorted(due):
+            state = states[partner]
+            counts = state["open"].pop(str(bucket))
+            closed.append(self._close(partner, state, bucket, counts))
+        for partner, state in states.items():
+            before = state["closed"] if state["closed"] is not None else current - 1
+            state["closed"] = max(before, current - 1)
+            self.store[partner] = state
         return closed
 
-    def _carry(self, state: dict[str, Any], bucket: int) -> dict[str, Any]:
-        """A fresh window; the running shares decay once per window that passed."""
-        gap = bucket - state["bucket"]
-        late, share = self.late_decay**gap, self.share_decay**gap
-        return {
-            **_empty(bucket),
-            "late": state["late"] * late,
-            "timed": state["timed"] * late,
-            "judged": state["judged"] * share,
-            "convicted": state["convicted"] * share,
-        }
-
-    def _close(self, partner: str, state: dict[str, Any]) -> PartnerWindow:
-        clicks, events = state["clicks"], state["events"]
+    def _close(
+        self, partner: str, state: dict[str, Any], bucket: int, counts: dict[str, Any]
+    ) -> PartnerWindow:
+        """One window's verdict; the running shares decay over the windows since the
+        partner's last one, then take this one's counts."""
+        gap = bucket - state["at"] if state.get("at") is not None else 0
+        late_decay, share_decay = self.late_decay**gap, self.share_decay**gap
+        state["at"] = bucket
+        clicks, events, flagged = counts["clicks"], counts["events"], counts["flagged"]
+        state["late"] = state["late"] * late_decay + counts["late"]
+        state["timed"] = state["timed"] * late_decay + counts["timed"]
+        state["judged"] = state["judged"] * share_decay + events
+        state["convicted"] = state["convicted"] * share_decay + flagged
         features = {
             "click_rate": clicks * 3600.0 / self.width,
-            "unique_ip_ratio": len(state["ips"]) / clicks if clicks else 1.0,
-            "ctit_median": statistics.median(state["ctits"]) if state["ctits"] else 0.0,
-            "conversion_rate": state["conversions"] / clicks if clicks else 0.0,
-            "bot_share": state["bots"] / clicks if clicks else 0.0,
+            "unique_ip_ratio": len(counts["ips"]) / clicks if clicks else 1.0,
+            "ctit_median": statistics.median(counts["ctits"]) if counts["ctits"] else 0.0,
+            "conversion_rate": counts["conversions"] / clicks if clicks else 0.0,
+            "bot_share": counts["bots"] / clicks if clicks else 0.0,
         }
-        state["judged"] += events
-        state["convicted"] += state["flagged"]
         enough = self.settings.min_partner_conversions
         judged = state["judged"]
         share = min(1.0, state["convicted"] / judged) if judged else 0.0
         late = state["late"] / state["timed"] if state["timed"] >= enough else None
         score = self.model.score(features) if events else None
         reasons = []
-        window_share = state["flagged"] / events if events else 0.0
+        window_share = flagged / events if events else 0.0
         running = judged >= enough and share > self.settings.partner_share_alert
         sudden = events >= enough and window_share > self.settings.partner_window_share_alert
         if running or sudden:
@@ -145,7 +165,5 @@ class PartnerMonitor:
             reasons.append("late_ctit_tail")
         if self.model.is_anomalous(score):
             reasons.append("partner_anomaly")
-        end = datetime.fromtimestamp((state["bucket"] + 1) * self.width, tz=UTC)
-        return PartnerWindow(
-            partner, end, events, state["flagged"], share, late, score, features, reasons
-        )
+        end = datetime.fromtimestamp((bucket + 1) * self.width, tz=UTC)
+        return PartnerWindow(partner, end, events, flagged, share, late, score, features, reasons)
