@@ -189,6 +189,16 @@ class TestMultiTouchAndViews:
             ("view", "imp2", 3590)
         ]
 
+    @pytest.mark.parametrize("first", [1, 2])
+    def test_impressions_of_one_millisecond_credit_the_same_one_in_any_order(
+        self, first: int
+    ) -> None:
+        run = Run()
+        second = 3 - first
+        run.send(impression(first, 10), impression(second, 10))
+        run.send(conversion(9, 3600, user={"user_id": "u1"}))
+        assert [(r.touch, r.impression_id) for r in run.drain()] == [("view", "imp2")]
+
     def test_view_window_is_one_day_by_default(self) -> None:
         run = Run()
         assert run.send(impression(1, 0), conversion(9, 2 * 86_400, user={"user_id": "u1"})) == []

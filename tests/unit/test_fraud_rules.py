@@ -122,6 +122,22 @@ class TestSlidingCounter:
         assert counter.expire(1000.0) == 1
         assert store == {}
 
+    @pytest.mark.parametrize("ahead", [3600.0, 5 * 3600.0])
+    def test_an_item_hours_ahead_neither_erases_the_present_nor_is_erased(
+        self, ahead: float
+    ) -> None:
+        store: dict[str, Any] = {}
+        counter = SlidingCounter(store, window_seconds=60, limit=3)
+        for t in (0, 1):
+            counter.add("k", float(t), f"i{t}", "c")
+        assert counter.add("k", ahead, "copy", "c").total == 1, "alone in its own window"
+        counter.add("k", 2.0, "i2", "c")
+        crossing = counter.add("k", 3.0, "i3", "c")
+        assert crossing.total == 4
+        assert [i for i, _ in crossing.released] == ["i0", "i1", "i2"]
+        assert [i for i, _ in counter.add("k", ahead + 1, "x", "c").released] == []
+        assert store["k"]["held"][-2:] == [[ahead, "copy", "c"], [ahead + 1, "x", "c"]]
+
     def test_bad_settings(self) -> None:
         with pytest.raises(ValueError, match="window"):
             SlidingCounter({}, window_seconds=0, limit=1)

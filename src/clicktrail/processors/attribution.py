@@ -60,7 +60,7 @@ class Attributor:
         path: list[dict[str, Any]] = self.paths.get(touch.user_id) or []
         if any(t["touch_id"] == touch.touch_id and t["kind"] == touch.kind for t in path):
             return []
-        path = sorted([*path, touch.model_dump(mode="json")], key=lambda t: t["ts"])
+        path = sorted([*path, touch.model_dump(mode="json")], key=_path_order)
         self.paths[touch.user_id] = path[-MAX_TOUCHES_PER_USER:]
         return []
 
@@ -333,6 +333,13 @@ class Attributor:
                 del self.conversions[key]
                 removed += 1
         return removed
+
+
+def _path_order(touch: dict[str, Any]) -> tuple[datetime, str, str]:
+    """Event time, then kind and id: touches of one millisecond (the impressions of one
+    search auction) keep one order whatever order they arrived in, so the last of them,
+    the one a view-through credits, is the same in every replay."""
+    return datetime.fromisoformat(touch["ts"]), touch["kind"], touch["touch_id"]
 
 
 def _identity(conversion: Conversion) -> str:

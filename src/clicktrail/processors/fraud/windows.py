@@ -19,6 +19,10 @@ from typing import Any
 
 from clicktrail.contracts import StateStore
 
+KEEP_WINDOWS = 4
+"""Buckets (and held ids) a key keeps, in windows: beyond the window either side of the
+newest item, so items out of order by hours still count together."""
+
 
 @dataclass(frozen=True, slots=True)
 class Count:
@@ -40,32 +44,44 @@ class SlidingCounter:
         self.window = window_seconds
         self.limit = limit
         self.width = window_seconds / buckets
+        self.buckets = buckets
 
     def add(self, key: str, ts: float, item_id: str, campaign_id: str) -> Count:
         """Count one item at event time ``ts``. The total is taken over the buckets within
-        one window on either side of ``ts``, so a late item still sees its own burst."""
+        one window on either side of ``ts``, so a late item still sees its own burst, and
+        nothing is dropped for being far from this item: an item delivered hours ahead of
+        its time (a resent copy) must not erase the key's present, nor the present erase
+        it. The state stays bounded by :data:`KEEP_WINDOWS` windows of buckets and held
+        ids per key; ``expire`` drops what the watermark has left behind."""
         entry: dict[str, Any] = self.store.get(key) or {"b": [], "held": []}
         bucket = int(ts // self.width)
         buckets: dict[int, int] = {int(b): int(c) for b, c in entry["b"]}
-        newest = max([bucket, *buckets])
-        oldest = newest - int(self.window // self.width)
         buckets[bucket] = buckets.get(bucket, 0) + 1
-        buckets = {b: c for b, c in buckets.items() if b > oldest}
-        total = sum(c for b, c in buckets.items() if abs(b - bucket) * self.width < self.window)
-        held = [h for h in entry["held"] if ts - h[0] < self.window]
+        kept = sorted(buckets.items())[-KEEP_WINDOWS * self.buckets :]
+        total = sum(c for b, c in kept if abs(b - bucket) * self.width < self.window)
+        near = [h for h in entry["held"] if abs(ts - h[0]) < self.window]
+        far = [h for h in entry["held"] if abs(ts - h[0]) >= self.window]
         released: list[tuple[str, str]] = []
         if total > self.limit:
-            released = [(h[1], h[2]) for h in held]
-            held = []
+            released = [(h[1], h[2]) for h in near]
+            held = far
         else:
-            held = [*held, [ts, item_id, campaign_id]][-self.limit :]
-        self.store[key] = {"b": sorted([b, c] for b, c in buckets.items()), "held": held}
+            held = [*far, *near, [ts, item_id, campaign_id]]
+        held = sorted(held, key=lambda h: h[0])[-KEEP_WINDOWS * self.limit :]
+        self.store[key] = {"b": [[b, c] for b, c in kept], "held": held}
         return Count(total, released)
 
     def expire(self, watermark: float) -> int:
-        """Forget keys with nothing inside the window any more."""
+        """Forget what the watermark left behind: buckets and held ids older than one
+        window before it, and keys with nothing left."""
         horizon = int((watermark - self.window) // self.width)
-        stale = [k for k, v in self.store.items() if not v["b"] or v["b"][-1][0] < horizon]
-        for key in stale:
-            del self.store[key]
-        return len(stale)
+        gone = 0
+        for key, entry in list(self.store.items()):
+            buckets = [b for b in entry["b"] if b[0] >= horizon]
+            if not buckets:
+                del self.store[key]
+                gone += 1
+            elif len(buckets) < len(entry["b"]):
+                held = [h for h in entry["held"] if h[0] >= watermark - self.window]
+                self.store[key] = {"b": buckets, "held": held}
+        return gone
