@@ -223,6 +223,25 @@ class TestOutOfOrder:
         assert (conversions, payout) == (1, 10), "the rollups count it once, on the click"
         assert run.send(click(1, 50)) == [], "a duplicate click moves nothing again"
 
+    def test_a_click_read_after_its_users_conversion_was_credited_takes_the_credit(
+        self,
+    ) -> None:
+        """A partition that ran behind: the user's conversion settled (with a view) before
+        the click that preceded it was read; that click gets it in a new version."""
+        run = Run()
+        run.send(impression(1, 0), conversion(1, 100, user={"user_id": "u1"}))
+        run.send(click(9, 1000, user="u2"))  # the watermark passes the grace
+        [first] = run.tick()
+        assert (first.touch, first.impression_id, first.version) == ("view", "imp1", 1)
+        rows = run.send(click(1, 50, user="u1"))
+        moved = {(r.touch, r.click_id or r.impression_id): r for r in rows}
+        credited, left = moved["click", "clk1"], moved["view", "imp1"]
+        assert (credited.version, credited.weight, credited.previous_weight) == (2, 1, 0)
+        assert (left.version, left.weight, left.previous_weight) == (2, 0, 1)
+        assert credited.ctit_seconds == 50
+        assert run.send(click(1, 50, user="u1")) == [], "a duplicate click moves nothing"
+        assert run.send(click(2, 150, user="u1")) == [], "a click after the conversion neither"
+
     def test_conversion_before_its_click_waits_for_it(self) -> None:
         run = Run()
         assert run.send(conversion(1, 100, click_id="clk1")) == []

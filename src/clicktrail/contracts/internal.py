@@ -59,11 +59,14 @@ class ResolvedConversion(Contract):
     type: Literal["resolved_conversion"] = "resolved_conversion"
     conversion: Conversion
     click: Touch | None = None
-    lookup: Literal["found", "unknown_click", "no_click", "settled", "revised", "rejoined"] = Field(
+    lookup: Literal[
+        "found", "unknown_click", "no_click", "settled", "revised", "rejoined", "retouched"
+    ] = Field(
         description="found: its click is known; unknown_click: the click never came; "
         "no_click: match by user; settled: waited for the user's touches, credit what is "
         "there; revised: credited before, only its fraud verdict is new; rejoined: it "
-        "left as an orphan and its click came after all (a late or reordered click)"
+        "left as an orphan and its click came after all (a late or reordered click); "
+        "retouched: credited by its user's path before a touch that preceded it arrived"
     )
     fraud_action: Literal["ok", "suspicious", "reject"] = Field(
         "ok",

@@ -11,6 +11,11 @@ An orphan whose click arrives after all (``rejoined``) is credited in a new vers
 the click's row comes new (``previous_weight`` 0) and the orphan row comes again with
 weight 0 (``previous_weight`` 1), so the rollups, which add ``weight -
 previous_weight``, move the conversion from nobody to the click.
+
+A touch that arrives after a conversion it preceded was credited by the user's path (a
+late click, a partition that ran behind) changes what the path credits: ``on_touch``
+returns those conversions (``retouched``), and ``recredit`` gives them a new version the
+same way, so the credit is what the path in event time says, whatever the order.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Attributor:
         paths: StateStore,
         conversions: StateStore,
         waiting: StateStore,
+        by_user: StateStore | None = None,
         *,
         campaigns: Mapping[str, Campaign],
         actions: Mapping[str, Action],
@@ -45,6 +51,8 @@ class Attributor:
         self.paths = paths
         self.conversions = conversions
         self.waiting = waiting
+        self.by_user = by_user
+        """user -> keys of their conversions credited by path (no click named)"""
         self.grace_for = grace_for
         self.campaigns = campaigns
         self.actions = actions
@@ -53,8 +61,11 @@ class Attributor:
 
     # -- touches -------------------------------------------------------------------------
 
-    def on_touch(self, touch: Touch, origin: str) -> list[AttributedConversion]:
-        """Extend the user's path (kept in time order, however late a touch arrives)."""
+    def on_touch(self, touch: Touch, origin: str) -> list[ResolvedConversion]:
+        """Extend the user's path (kept in time order, however late a touch arrives); the
+        user's conversions credited by path that this touch now takes part in come back
+        as ``retouched``, with the click the path now credits, to be judged and credited
+        again (:meth:`recredit`)."""
         if not touch.user_id:
             return []
         path: list[dict[str, Any]] = self.paths.get(touch.user_id) or []
@@ -62,7 +73,40 @@ class Attributor:
             return []
         path = sorted([*path, touch.model_dump(mode="json")], key=_path_order)
         self.paths[touch.user_id] = path[-MAX_TOUCHES_PER_USER:]
-        return []
+        return self._retouched(touch)
+
+    def _retouched(self, touch: Touch) -> list[ResolvedConversion]:
+        if self.by_user is None:
+            return []
+        out = []
+        for key in self.by_user.get(touch.user_id or "") or []:
+            state = self.conversions.get(key)
+            if state is None:
+                continue
+            conversion = Conversion.model_validate(state["conversion"])
+            if conversion.ts < touch.ts:
+                continue
+            resolved = ResolvedConversion(conversion=conversion, lookup="retouched")
+            touches, kind, _ = self._credited_path(resolved)
+            now = {(kind, t.touch_id) for t in touches}
+            if touch.touch_id not in {touch_id for _, touch_id in now}:
+                continue  # the path credits what it credited before
+            if now == {_credited_id(row) for row in state["credited"]}:
+                continue
+            click = next((t for t in reversed(touches) if t.kind == "click"), None)
+            out.append(resolved.model_copy(update={"click": click}))
+        return out
+
+    def recredit(self, resolved: ResolvedConversion, origin: str) -> list[AttributedConversion]:
+        """A retouched conversion credited by its path as it is now, in a new version
+        that carries the verdict ``resolved`` brings."""
+        found = self._state_of(resolved.conversion)
+        if found is None:
+            return []
+        key, state = found
+        if state["origin"] == origin:
+            return _rows(state)
+        return self._new_credit(key, state, resolved.model_copy(update={"click": None}), origin)
 
     # -- conversions ---------------------------------------------------------------------
 
@@ -91,6 +135,9 @@ class Attributor:
             return []
         state = self._attribute(resolved, origin)
         self.conversions[key] = state
+        if resolved.click is None and resolved.user_id and self.by_user is not None:
+            keys = [k for k in self.by_user.get(resolved.user_id) or [] if k != key]
+            self.by_user[resolved.user_id] = [*keys, key][-MAX_TOUCHES_PER_USER:]
         return _rows(state)
 
     def _rejoin(self, resolved: ResolvedConversion, origin: str) -> list[AttributedConversion]:
@@ -108,6 +155,13 @@ class Attributor:
             return _rows(state)
         if any(row["touch"] != "none" for row in state["credited"]):
             return []
+        return self._new_credit(key, state, resolved, origin)
+
+    def _new_credit(
+        self, key: str, state: dict[str, Any], resolved: ResolvedConversion, origin: str
+    ) -> list[AttributedConversion]:
+        """The conversion credited again by ``resolved``'s path, in a new version whose
+        rows move the credit from the previous version's (``previous_credited``)."""
         touches, touch_kind, settings = self._credited_path(resolved)
         weights = credit(settings.model, [t.ts for t in touches], resolved.conversion.ts)
         conversion = Conversion.model_validate(state["conversion"])
@@ -332,6 +386,14 @@ class Attributor:
             if ts < conversion_horizon:
                 del self.conversions[key]
                 removed += 1
+        for user, keys in list((self.by_user or {}).items()):
+            kept = [k for k in keys if k in self.conversions]
+            if len(kept) != len(keys):
+                assert self.by_user is not None
+                if kept:
+                    self.by_user[user] = kept
+                else:
+                    del self.by_user[user]
         return removed
 
 
@@ -407,6 +469,12 @@ def _credit_row(
     }
 
 
+def _credited_id(row: dict[str, Any]) -> tuple[str, str | None]:
+    """(touch, id) of a credited row, as ``_credited_path`` names its touches."""
+    touch = row["touch"]
+    return touch, row.get("click_id") if touch == "click" else row.get("impression_id")
+
+
 def _orphan_row(conversion: Conversion) -> dict[str, Any]:
     return {
         "touch": "none",
@@ -420,20 +488,24 @@ def _orphan_row(conversion: Conversion) -> dict[str, Any]:
     }
 
 
-def _row_key(row: dict[str, Any]) -> tuple[str, str]:
-    """A row's identity in the table (its sort key beside the conversion id)."""
-    return row["model"], row.get("click_id") or ""
+def _move_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What a row credits: its table slot (model and click id, the sort key beside the
+    conversion id) and the touch in it, so credit moving within the non-click slot (from
+    nobody to a view, from one view to another) is a move too."""
+    return row["model"], row.get("click_id") or "", row["touch"], row.get("impression_id") or ""
 
 
 def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
-    """The version's rows: each credited row with the weight it had before, and, when the
-    credit moved (an orphan re-joined), the rows it left with weight 0."""
+    """The version's rows: the rows the credit left (an orphan re-joined, a view a late
+    click took over), with weight 0, then each credited row with the weight it had
+    before. A touch that replaces another in the same table slot (the one non-click
+    slot: orphan or view) comes after the row it replaces, so the table keeps it."""
     conversion = state["conversion"]
     previous = state["previous"] or {}
     before = state.get("previous_credited")
-    prior: dict[tuple[str, str], float] = {}
+    prior: dict[tuple[str, str, str, str], float] = {}
     if state["previous"] is not None:
-        prior = {_row_key(row): row["weight"] for row in (before or state["credited"])}
+        prior = {_move_key(row): row["weight"] for row in (before or state["credited"])}
     common = {
         "conversion_id": conversion["conversion_id"],
         "txid": conversion["txid"],
@@ -447,24 +519,9 @@ def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
         "fraud_reason": state.get("fraud_reason"),
     }
     rows = []
-    for row in state["credited"]:
-        was = prior.get(_row_key(row), 0.0)
-        rows.append(
-            AttributedConversion(
-                **common,
-                revenue=state["revenue"] * row["weight"],
-                payout=state["payout"] * row["weight"],
-                previous_status=previous.get("status") if was else None,
-                previous_revenue=previous.get("revenue", 0.0) * was,
-                previous_payout=previous.get("payout", 0.0) * was,
-                previous_fraud_action=previous.get("fraud_action") if was else None,
-                previous_weight=was,
-                **row,
-            )
-        )
-    kept = {_row_key(row) for row in state["credited"]}
+    kept = {_move_key(row) for row in state["credited"]}
     for row in before or []:
-        if _row_key(row) in kept:
+        if _move_key(row) in kept:
             continue
         was = row["weight"]
         rows.append(
@@ -478,6 +535,21 @@ def _rows(state: dict[str, Any]) -> list[AttributedConversion]:
                 previous_fraud_action=previous.get("fraud_action"),
                 previous_weight=was,
                 **{**row, "weight": 0.0},
+            )
+        )
+    for row in state["credited"]:
+        was = prior.get(_move_key(row), 0.0)
+        rows.append(
+            AttributedConversion(
+                **common,
+                revenue=state["revenue"] * row["weight"],
+                payout=state["payout"] * row["weight"],
+                previous_status=previous.get("status") if was else None,
+                previous_revenue=previous.get("revenue", 0.0) * was,
+                previous_payout=previous.get("payout", 0.0) * was,
+                previous_fraud_action=previous.get("fraud_action") if was else None,
+                previous_weight=was,
+                **row,
             )
         )
     return rows

@@ -52,10 +52,11 @@ BrandInput = Impression | Click | AuctionInsight
 StoreFactory = Callable[[str], StateStore]
 BRAND_STAGE_STATE = (*BRAND_STATE, "brand_seen", "insights_seen")
 STATE_NAMES = (
-    "dedup", "clicks", "pending", "orphans", "paths", "conversions", "waiting", "revisable",
+    "dedup", "clicks", "pending", "orphans", "paths", "conversions", "waiting",
+    "user_conversions", "revisable",
     "model_pending", *FRAUD_STATE, *BRAND_STAGE_STATE,
 )  # fmt: skip
-USER_STAGE_STATE = ("paths", "conversions", "waiting")
+USER_STAGE_STATE = ("paths", "conversions", "waiting", "user_conversions")
 JUDGED_IN_EVENT_STAGE = (
     "found",
     "rejoined",
@@ -100,6 +101,7 @@ class Pipeline:
             stores("paths"),
             stores("conversions"),
             stores("waiting"),
+            stores("user_conversions"),
             campaigns=registry.campaigns,
             actions=registry.actions,
             grace_for=self._grace,
@@ -275,7 +277,10 @@ class Pipeline:
 
     def on_forwarded(self, record: Forwarded, origin: str) -> list[BaseModel]:
         if isinstance(record, Touch):
-            return list(self.attributor.on_touch(record, origin))
+            out: list[BaseModel] = []
+            for retouched in self.attributor.on_touch(record, origin):
+                out += self._recredit(retouched, origin)
+            return out
         if record.lookup == "revised":
             return list(self.attributor.revise(record, origin))
         rows: list[AttributedConversion] = self.attributor.on_conversion(record, origin)
@@ -301,6 +306,19 @@ class Pipeline:
         mark = _conversion_mark(judged, event_id)
         if mark and self.attributor.mark(record, **mark):
             rows = [row.model_copy(update=mark) for row in rows]
+        for revised in self.revisions.of(judged, event_id):  # the click's other conversions
+            rows += self.attributor.revise(revised, origin)
+        return [*rows, *judged]
+
+    def _recredit(self, record: ResolvedConversion, origin: str) -> list[BaseModel]:
+        """A conversion a late touch takes part in: judged with the click its path credits
+        now (its verdict revised even when that clears it), then credited anew."""
+        judged = self.fraud.on_conversion(record)
+        event_id = record.conversion.event_id
+        if record.click is not None:
+            self.revisions.remember(record)
+        marked = record.model_copy(update=_conversion_mark(judged, event_id))
+        rows: list[BaseModel] = list(self.attributor.recredit(marked, origin))
         for revised in self.revisions.of(judged, event_id):  # the click's other conversions
             rows += self.attributor.revise(revised, origin)
         return [*rows, *judged]

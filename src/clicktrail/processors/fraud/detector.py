@@ -131,7 +131,7 @@ class FraudDetector:
         campaign = click.campaign_id if click else conversion.campaign_id
         out: list[FraudVerdict] = []
         flagged = 0
-        if own or resolved.lookup == "rejoined":  # an orphan's verdict is revised, even to ok
+        if own or resolved.lookup in ("rejoined", "retouched"):  # revised, even to ok
             verdict = self.combine(
                 "conversion",
                 conversion.event_id,
