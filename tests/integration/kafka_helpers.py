@@ -76,7 +76,7 @@ def produce_insights(servers: str, rows: Iterable[AuctionInsight], prefix: str) 
     return sent
 
 
-IDLE_SECONDS = 2.0
+IDLE_SECONDS = 4.0
 """A worker's partitions go idle this soon in the tests (the default is a minute): the
 scenarios end with quiet partitions, and the waits they hold must settle in seconds."""
 

@@ -95,6 +95,18 @@ def test_tracking_requests_land_in_the_store(store: Store) -> None:
         assert status == 400
         status, _, body = client.get("/metrics")
         assert b'clicktrail_edge_requests_total{endpoint="click",status="302"} 1' in body
+        clock = {
+            line.split()[0]: float(line.split()[1])
+            for line in body.decode().splitlines()
+            if line.startswith("clicktrail_pipeline_")
+        }
+        assert set(clock) == {
+            "clicktrail_pipeline_watermark_seconds",
+            "clicktrail_pipeline_watermark_delay_seconds",
+            "clicktrail_pipeline_late_events",
+            "clicktrail_pipeline_early_events",
+        }
+        assert clock["clicktrail_pipeline_late_events"] == 0
         client.close()
     # leaving the block shut the server down: the lifespan processed and flushed everything
     db = store.database

@@ -147,7 +147,7 @@ def wait_until_settled(group: str, prefix: str, timeout: float = 120) -> None:
         remaining = lag(group, prefix)
         if remaining == 0:
             quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 5:  # > idle inputs + tick + commit intervals
+            if time.monotonic() - quiet_since > 7:  # > idle inputs + tick + commit intervals
                 return
         else:
             quiet_since = None

@@ -162,6 +162,27 @@ class EmbeddedBackend:
             self.runtime.bus.depth,
         )
         metrics.gauge("clicktrail_edge_spool_depth", "Records in the local spool.", lambda: 0)
+        clock = self.runtime.pipeline.clock
+        metrics.gauge(
+            "clicktrail_pipeline_watermark_seconds",
+            "Event time the pipeline has reached (Unix seconds).",
+            clock.watermark_seconds,
+        )
+        metrics.gauge(
+            "clicktrail_pipeline_watermark_delay_seconds",
+            "How far the watermark trails the latest trusted event time.",
+            clock.delay_seconds,
+        )
+        metrics.gauge(
+            "clicktrail_pipeline_late_events",
+            "Events behind the watermark so far (processed all the same).",
+            lambda: clock.stats.late,
+        )
+        metrics.gauge(
+            "clicktrail_pipeline_early_events",
+            "Events too far ahead of their input to move its clock alone, so far.",
+            lambda: clock.stats.early,
+        )
 
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
         started = time.perf_counter()

@@ -164,6 +164,10 @@ class EventClock:
         if marks:
             self._watermark = max(self._watermark, *marks)
 
+    def watermark_seconds(self) -> float:
+        """The watermark as Unix seconds (for the metrics)."""
+        return self._watermark
+
     def delay_seconds(self) -> float:
         """How far the watermark trails the latest trusted event time (for the metrics)."""
         latest = [c.latest for c in self.inputs.values() if c.latest is not None]

@@ -336,7 +336,16 @@ class FaustRuntime:
             return
         finally:
             self._write_state()
-        log.info("worker.housekeeping", forgotten=forgotten)
+        clock = self.pipeline.clock
+        log.info(
+            "worker.housekeeping",
+            forgotten=forgotten,
+            watermark=clock.watermark.isoformat(),
+            watermark_delay_seconds=round(clock.delay_seconds(), 3),
+            late_events=clock.stats.late,
+            early_events=clock.stats.early,
+            inputs=clock.stats.inputs,
+        )
 
     # -- plumbing ------------------------------------------------------------------------
 
