@@ -55,3 +55,9 @@ def test_worker_delivers_signed_deduplicated_brand_alerts(
     )
     sent = [row for row in stored if row[1] == "sent"]
     assert [row[2] for row in sent] == severities
+    # the clean stop wrote the conflict as it stands, not as its last threshold left it
+    conflicts = store_rows(
+        worker.store,
+        "SELECT offender_id, impressions, clicks FROM clicktrail.brand_conflicts FINAL",
+    )
+    assert conflicts == [["aff-jack", scenario.OFFENDER_IMPRESSIONS, 0]]

@@ -143,14 +143,16 @@ def test_the_same_order_twice_gives_the_same_store(
 FAILING_TODAY = {
     "duplicates": (
         "a transaction reported twice under two event ids (txid policy `update`) keeps the id "
-        "of the report read first, and a copy ahead of its time is read first (1 conversion)"
+        "of the report read first, and a copy ahead of its time is read first (1 conversion; "
+        "other seeds: also one partner anomaly verdict)"
     ),
     "conversions_first": (
         "the replayed file is one input, so reading every conversion first runs its clock a "
-        "day ahead of the clicks: user-matched conversions settle before their user's clicks "
-        "are read and are not re-attributed when they come (75 of 326 credits change), rules "
-        "that need the click (ctit_too_short, geo_mismatch) judge orphans instead (42 "
-        "verdicts missing, 12 extra), 31 of 114 rollup groups change"
+        "day ahead of the clicks and every click is late: a partner window closed before its "
+        "clicks came counts them in the partner's first open window (about 30 of 295 verdicts "
+        "move), a conversion its user's path credited before its named click came keeps the "
+        "path's click (1 of 326), and flood clicks judged after their conversions gain their "
+        "geo_mismatch (2 verdicts)"
     ),
 }
 """Differences on the pipeline as it is; remove an entry when its variant passes."""

@@ -179,6 +179,7 @@ class FaustRuntime:
         self.labels_topic = self._raw_topic(LABELS)
         self.dead_topic = self._raw_topic(DEAD_LETTERS)
         self._flushing = asyncio.Lock()
+        self._brand_batches = self._brand_batches_seen = 0
         self.app.agent(self.events_topic, name="event-stage")(self._event_stage)
         self.app.agent(self.touches_topic, name="user-stage")(self._user_stage)
         self.app.agent(self.brand_topic, name="brand-stage")(self._brand_stage)
@@ -272,6 +273,7 @@ class FaustRuntime:
 
     async def _brand_stage(self, stream: Any) -> None:
         async for batch in self._batches(stream):
+            self._brand_batches += 1
             for rows, src, offset in self._each(batch, BrandInput, self.pipeline.on_brand):
                 self._store_rows(rows, src, offset)
             self._write_state()
@@ -313,9 +315,28 @@ class FaustRuntime:
             self._write_state()
         for row in quality:  # snapshots by event time: the watermark orders them
             self.sink.add(row, self._models_src, _millis(self.pipeline.watermark))
+        final = self._conflicts_at_rest()
         await self._forward(released)
-        if quality or self.alerts.finished:
+        if quality or final or self.alerts.finished:
             await self._flush()  # traffic may have paused: nothing else would write these
+
+    def _conflicts_at_rest(self) -> list[BaseModel]:
+        """When the brand stage read nothing since the last tick, its conflicts are written
+        as they stand: a row otherwise keeps the counts of its last alert threshold until
+        the next one. (A clean stop cannot do it: by then the tables read back empty.)
+        A source of their own, its offsets the time, so each pause's rows land once."""
+        if self._brand_batches != self._brand_batches_seen:
+            self._brand_batches_seen = self._brand_batches
+            return []
+        try:
+            final = self.pipeline.final_conflicts()
+            self._write_state()
+        except Exception:  # the rows keep their last threshold's counts until next time
+            log.exception("worker.final_conflicts_failed")
+            return []
+        if final:
+            self._store_rows(final, f"at-rest:{self.settings.app_id}", time.time_ns() // 1000)
+        return final
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         """Consumers are stopped: keep the models, give alerts under way a moment."""
