@@ -123,26 +123,30 @@ class WallClock:
         return self.now
 
 
+def two_inputs(wall: WallClock | None = None) -> EventClock:
+    """Input "a" at minutes 0-2, input "b" at minutes 30-32, both at wall second 0."""
+    c = clock(idle_seconds=60, wall=wall)
+    feed(c, "a", 0, 1, 2)
+    feed(c, "b", 30, 31, 32)
+    return c
+
+
 class TestWallClockIdleness:
     """Live workers: a partition that went quiet stops holding the watermark back."""
 
     def test_a_quiet_input_is_left_out_after_idle_seconds(self) -> None:
         wall = WallClock()
-        c = clock(idle_seconds=60, wall=wall)
-        feed(c, "quiet", 0, 1, 2)
-        feed(c, "busy", 30, 31, 32)
+        c = two_inputs(wall)
         wall.now = 59
         c.refresh()
-        assert c.watermark == at(0 - 5), "quiet for 59 s: still active"
+        assert c.watermark == at(0 - 5), "a quiet for 59 s: still active"
         wall.now = 61
-        feed(c, "busy", 40)
+        feed(c, "b", 40)
         assert c.watermark == at(40 - 5)
 
     def test_when_every_input_is_quiet_the_latest_one_decides(self) -> None:
         wall = WallClock()
-        c = clock(idle_seconds=60, wall=wall)
-        feed(c, "a", 0, 1, 2)
-        feed(c, "b", 30, 31, 32)
+        c = two_inputs(wall)
         wall.now = 61
         c.refresh()
         assert c.watermark == at(30 - 5)
@@ -151,9 +155,7 @@ class TestWallClockIdleness:
         self,
     ) -> None:
         wall = WallClock()
-        c = clock(idle_seconds=60, wall=wall)
-        feed(c, "a", 0, 1, 2)
-        feed(c, "b", 30, 31, 32)
+        c = two_inputs(wall)
         wall.now = 61
         c.refresh()
         assert feed(c, "a", 3) == [True], "behind the watermark: late"
@@ -161,8 +163,6 @@ class TestWallClockIdleness:
         assert c.watermark == at(30 - 5), "a is active again and behind: nothing moves"
 
     def test_without_a_wall_clock_only_messages_count(self) -> None:
-        c = clock()
-        feed(c, "a", 0, 1, 2)
-        feed(c, "b", 30, 31, 32)
+        c = two_inputs()
         c.refresh()
         assert c.watermark == at(0 - 5)
