@@ -151,13 +151,6 @@ class TestReplayedNetworkLog:
         assert reasons(store) == {("click", "NX-0001"): ["bot_user_agent"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the click stage (processors/clicks.py) keys clicks by click_id alone: a second "
-    "partner's click with the same id replaces the first, so the first partner's conversion "
-    "resolves to the other partner's click; scoping needs the stage to key a partner-issued "
-    "id by (partner, id)",
-)
 def test_the_same_id_from_two_partners_is_two_clicks(store: Store) -> None:
     """Networks number their clicks alike: net's click 42 and net2's click 42 are two clicks,
     and a postback naming one partner credits that partner's click only."""

@@ -6,6 +6,10 @@ remembered as an orphan for the retention period, so a click that comes after al
 (delivered late, or after a backlog of conversions) re-joins it: the conversion
 goes to the user stage again as ``rejoined`` and is credited in a new version.
 Everything leaving this stage goes to the user stage (see ``attribution``).
+
+Ids a partner issues itself (``partners.X.click_ids: partner``) are that partner's: two
+networks both numbering a click 42 have two clicks, kept under ``partner<US>id``, and a
+conversion reaches the one of the partner it names (one naming no partner, the first).
 """
 
 from __future__ import annotations
@@ -30,25 +34,36 @@ class ClickResolver:
         *,
         grace_for: Callable[[Conversion], timedelta],
         retention: timedelta = DEFAULT_RETENTION,
+        partner_ids: frozenset[str] = frozenset(),
     ) -> None:
+        """``partner_ids``: partners whose click ids are their own (scoped by partner)."""
+        self.partner_ids = partner_ids
         self.clicks = clicks
         self.pending = pending
         self.orphans = orphans
         self.grace_for = grace_for
         self.retention = retention
 
+    def _key(self, click_id: str, partner_id: str | None) -> str:
+        return f"{partner_id}\x1f{click_id}" if partner_id in self.partner_ids else click_id
+
     def on_click(self, click: Click) -> StageOutput:
         touch = Touch.of(click)
-        self.clicks[click.click_id] = touch.model_dump(mode="json")
+        stored = touch.model_dump(mode="json")
+        key = self._key(click.click_id, click.partner_id)
+        keys = [key]
+        self.clicks[key] = stored
+        if key != click.click_id:  # a conversion that does not name the partner (an
+            keys.append(click.click_id)  # advertiser's export) reaches the first such click
+            if click.click_id not in self.clicks:
+                self.clicks[click.click_id] = stored
         out: StageOutput = [touch]
-        waiting = self.pending.pop(click.click_id, None)
-        if waiting:
-            for data in waiting["conversions"]:
+        for found in keys:
+            for data in (self.pending.pop(found, None) or {"conversions": []})["conversions"]:
                 conversion = Conversion.model_validate(data)
                 out.append(ResolvedConversion(conversion=conversion, click=touch, lookup="found"))
-        orphaned = self.orphans.pop(click.click_id, None) if self.orphans is not None else None
-        if orphaned:
-            for data in orphaned["conversions"]:
+            orphaned = self.orphans.pop(found, None) if self.orphans is not None else None
+            for data in (orphaned or {"conversions": []})["conversions"]:
                 conversion = Conversion.model_validate(data)
                 out.append(
                     ResolvedConversion(conversion=conversion, click=touch, lookup="rejoined")
@@ -58,18 +73,19 @@ class ClickResolver:
     def on_conversion(self, conversion: Conversion) -> StageOutput:
         if conversion.click_id is None:
             return [ResolvedConversion(conversion=conversion, lookup="no_click")]
-        stored = self.clicks.get(conversion.click_id)
+        key = self._key(conversion.click_id, conversion.partner_id)
+        stored = self.clicks.get(key)
         if stored is not None:
             touch = Touch.model_validate(stored)
             return [ResolvedConversion(conversion=conversion, click=touch, lookup="found")]
-        entry = self.pending.get(conversion.click_id) or {"deadline": 0.0, "conversions": []}
+        entry = self.pending.get(key) or {"deadline": 0.0, "conversions": []}
         if all(c["event_id"] != conversion.event_id for c in entry["conversions"]):
             deadline = (conversion.ts + self.grace_for(conversion)).timestamp()
             entry = {
                 "deadline": max(entry["deadline"], deadline),
                 "conversions": [*entry["conversions"], conversion.model_dump(mode="json")],
             }
-            self.pending[conversion.click_id] = entry  # reassign: changelogged tables need a set
+            self.pending[key] = entry  # reassign: changelogged tables need a set
         return []
 
     def expire(self, watermark: datetime) -> StageOutput:

@@ -95,7 +95,13 @@ class Pipeline:
         self.dedup = Dedup(stores("dedup"))
         self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
         self.clicks = ClickResolver(
-            stores("clicks"), stores("pending"), stores("orphans"), grace_for=self._grace
+            stores("clicks"),
+            stores("pending"),
+            stores("orphans"),
+            grace_for=self._grace,
+            partner_ids=frozenset(
+                k for k, p in registry.partners.items() if p.click_ids == "partner"
+            ),
         )
         self.attributor = Attributor(
             stores("paths"),
