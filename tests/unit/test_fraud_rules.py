@@ -70,6 +70,35 @@ class TestBotAgentRule:
         assert [h.reason for h in rule(click(2, user_agent="Googlebot/2.1"))] == ["bot_user_agent"]
         assert rule(click(3)) == []
 
+    @pytest.mark.parametrize(
+        "agent",
+        [
+            "python-requests/2.31.0",
+            "curl/8.4.0",
+            "Go-http-client/1.1",
+            "Scrapy/2.11 (+https://scrapy.org)",
+            "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "HeadlessChrome/120.0.0.0 Safari/537.36",
+        ],
+    )
+    def test_libraries_and_crawlers_the_markers_do_not_name(self, agent: str) -> None:
+        rule = BotAgentRule(SETTINGS)
+        assert [h.reason for h in rule(click(1, user_agent=agent))] == ["bot_user_agent"]
+
+    @pytest.mark.parametrize(
+        "agent",
+        [
+            BROWSER,
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/126.0 Mobile Safari/537.36",
+        ],
+    )
+    def test_browsers_are_people(self, agent: str) -> None:
+        assert BotAgentRule(SETTINGS)(click(1, user_agent=agent)) == []
+
     def test_empty_and_missing_agent(self) -> None:
         rule = BotAgentRule(SETTINGS)
         assert [h.reason for h in rule(click(1, user_agent=""))] == ["empty_user_agent"]

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from clicktrail.config import Registry, load_registry
+from clicktrail.processors.fraud.agents import BotAgentRule
 from clicktrail.processors.intake import Intake, Rejection
 from clicktrail.processors.privacy import truncate_ip
 from clicktrail.processors.signing import ClickIdSigner
@@ -143,12 +144,14 @@ class TestRegistry:
         assert all(in_ranges(c) for c, label in labels.items() if label == "datacenter")
         assert not any(in_ranges(c) for c, label in labels.items() if label != "datacenter")
 
-    def test_bots_are_recognizable_by_the_configured_agents(self, run: Run) -> None:
-        markers = [m.lower() for m in run.registry.fraud.bot_user_agents]
+    def test_bots_are_what_the_bot_rule_recognises(self, run: Run) -> None:
+        """Bot agents are real crawler and library strings the registry does not name, and
+        no person's agent looks like one."""
+        rule = BotAgentRule(run.registry.fraud)
         clicks = run.of_type("click")
         for t in run.kind("click"):
-            agent = clicks[t["click_id"]]["user"].get("user_agent", "").lower()
-            is_bot = not agent or any(m in agent for m in markers)
+            agent = clicks[t["click_id"]]["user"].get("user_agent", "")
+            is_bot = not agent or rule.is_bot(agent)
             assert is_bot == (t["label"] == "bot"), agent
 
 

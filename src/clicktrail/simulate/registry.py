@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from clicktrail.simulate.timing import DAY_MS
-from clicktrail.simulate.users import BOT_MARKERS, DATACENTER_CIDRS
+from clicktrail.simulate.users import DATACENTER_CIDRS
 from clicktrail.simulate.world import World
 
 ACTIONS = {
@@ -83,7 +83,6 @@ def registry_data(world: World) -> dict[str, Any]:
             "late_ctit_seconds": 86400,
             "late_ctit_share": 0.3,
             "datacenter_cidrs": list(DATACENTER_CIDRS),
-            "bot_user_agents": list(BOT_MARKERS),
             "partner_share_alert": 0.2,
         },
         "alerts": {

@@ -1,18 +1,29 @@
 """Bots by user agent: crawlers, headless browsers, scripts and empty agents.
 
-Matching is a case-insensitive substring test against ``fraud.bot_user_agents``,
-prepared once as one lowered tuple. A click without an agent is no browser at all;
-a server-to-server postback has none by design, so conversions are not judged here, and
-neither is the missing agent of a partner whose clicks are reported server to server
-(``partners.X.traffic: s2s``: ad networks and other trackers send no user agent at all);
-a bot agent it does send still counts.
+Known automation is recognised by CrawlerDetect (the ``crawlerdetect`` package: a
+maintained list of well over a thousand crawlers, HTTP libraries and headless browsers,
+from `python-requests`, `curl` and `Go-http-client` to Googlebot and HeadlessChrome), not
+by a hand-written list that misses most of them. ``fraud.bot_user_agents`` adds markers of
+one's own (case-insensitive substrings). Verdicts are cached per agent string: agents
+repeat, and the library's pattern is long.
+
+A click without an agent is no browser at all; a server-to-server postback has none by
+design, so conversions are not judged here, and neither is the missing agent of a partner
+whose clicks are reported server to server (``partners.X.traffic: s2s``: ad networks and
+other trackers send no user agent at all); a bot agent it does send still counts.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from crawlerdetect import CrawlerDetect
+
 from clicktrail.config.registry import FraudSettings
 from clicktrail.contracts import Click
 from clicktrail.processors.fraud.hits import Hit
+
+AGENTS_CACHED = 65_536
 
 
 class BotAgentRule:
@@ -22,11 +33,13 @@ class BotAgentRule:
             raise ValueError("fraud.bot_user_agents: markers must not be empty")
         self.markers = markers
         self.s2s_partners = s2s_partners
+        crawlers = CrawlerDetect()
+        self.is_bot = lru_cache(maxsize=AGENTS_CACHED)(
+            lambda agent: any(m in agent.lower() for m in markers) or crawlers.isCrawler(agent)
+        )
 
     def __call__(self, click: Click) -> list[Hit]:
-        agent = (click.user.user_agent or "").strip().lower()
+        agent = (click.user.user_agent or "").strip()
         if not agent:
             return [] if click.partner_id in self.s2s_partners else [Hit("empty_user_agent")]
-        if any(marker in agent for marker in self.markers):
-            return [Hit("bot_user_agent")]
-        return []
+        return [Hit("bot_user_agent")] if self.is_bot(agent) else []
