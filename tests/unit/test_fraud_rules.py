@@ -214,12 +214,23 @@ class TestInjectionRule:
     """Below the action's minimum (or the default) is injection; skew is not."""
 
     def test_thresholds(self) -> None:
-        actions = parse_registry({"actions": {"install": {"min_ctit_seconds": 20}}}).actions
+        actions = parse_registry(
+            {"actions": {"install": {"min_ctit_seconds": 20}, "lead": {"min_ctit_seconds": 3}}}
+        ).actions
         rule = InjectionRule(actions, SETTINGS)
         assert [h.reason for h in rule(conversion(15), touch())] == ["ctit_too_short"] * 2
         assert rule(conversion(25), touch()) == []
-        assert next(h.reason for h in rule(conversion(5, "lead"), touch())) == "ctit_too_short"
-        assert rule(conversion(11, "lead"), touch()) == []
+        assert next(h.reason for h in rule(conversion(2, "lead"), touch())) == "ctit_too_short"
+        assert rule(conversion(4, "lead"), touch()) == []
+
+    def test_the_default_cut_off_is_for_app_installs(self) -> None:
+        actions = parse_registry({"actions": {"install": {}, "purchase": {}}}).actions
+        rule = InjectionRule(actions, SETTINGS)
+        assert next(h.reason for h in rule(conversion(9, "install"), touch())) == "ctit_too_short"
+        assert rule(conversion(9, "purchase"), touch()) == [], "a fast buyer, not injection"
+        assert rule(conversion(1, "signup"), touch()) == [], "an action the registry lacks"
+        off = parse_registry({"actions": {"install": {"min_ctit_seconds": 0}}}).actions
+        assert InjectionRule(off, SETTINGS)(conversion(1, "install"), touch()) == []
 
     def test_conversion_before_click_is_skew(self) -> None:
         rule = InjectionRule({}, SETTINGS)

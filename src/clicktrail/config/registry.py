@@ -174,8 +174,12 @@ class Action(Section):
         "update",
         description="Repeated txid: ignore it, count a new conversion, or update status/amount",
     )
-    min_ctit_seconds: float = Field(
-        0, ge=0, description="Click-to-conversion time below which a conversion is injection"
+    min_ctit_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="Click-to-conversion time below which a conversion is click injection; "
+        "unset: `fraud.min_ctit_seconds` for the actions in `fraud.injection_actions` (app "
+        "installs), no cut-off for the others; 0: no cut-off",
     )
     payout: float = Field(
         0,
@@ -339,9 +343,16 @@ class FraudSettings(Section):
     min_ctit_seconds: float = Field(
         10,
         ge=0,
-        description="CTIT below which a conversion is click injection when its action sets "
-        "no min_ctit_seconds: 10 s is the cut-off commonly used for installs (AppsFlyer's "
-        "CTIT guidance); nobody installs and opens an app seconds after a real click",
+        description="CTIT below which an action of `injection_actions` that sets no "
+        "min_ctit_seconds is click injection: 10 s is the cut-off commonly used for installs "
+        "(AppsFlyer's CTIT guidance); nobody installs and opens an app seconds after a real "
+        "click",
+    )
+    injection_actions: list[str] = Field(
+        default_factory=lambda: ["install"],
+        description="Actions the default injection cut-off applies to. Click injection is an "
+        "app-install fraud (an app on the device hears an install begin and fires a click "
+        "first); a purchase or a lead seconds after a click is an ordinary fast buyer",
     )
     burst_seconds: float = Field(
         60,

@@ -41,24 +41,13 @@ BOT_AGENTS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
     "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
-    "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
-    "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
-    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "HeadlessChrome/124.0.6367.60 Safari/537.36",
     "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) "
     "PhantomJS/2.1.1 Safari/538.1",
     "python-requests/2.32.3",
-    "python-urllib3/2.2.1",
     "curl/8.7.1",
-    "Wget/1.21.4",
     "Go-http-client/1.1",
-    "Go-http-client/2.0",
-    "Scrapy/2.11.2 (+https://scrapy.org)",
-    "Apache-HttpClient/4.5.14 (Java/17.0.10)",
-    "Java/17.0.10",
-    "axios/1.7.2",
-    "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
     "",
 )
 """Agents of crawlers, HTTP libraries and headless browsers as they appear in real logs.

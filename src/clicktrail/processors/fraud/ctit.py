@@ -1,10 +1,12 @@
 """Click injection: a conversion too soon after the click it credits.
 
 CTIT (conversion ts - click ts) below the action's ``min_ctit_seconds`` from the
-registry, or ``fraud.min_ctit_seconds`` when the action sets none, means the click was
-fired by something that already knew the conversion was happening (an app on the
-device listening for installs). A negative CTIT is clock skew or a click reported
-after the fact: it is not evidence of injection by itself, so it is left alone.
+registry means the click was fired by something that already knew the conversion was
+happening (an app on the device listening for installs). An action that sets none gets
+``fraud.min_ctit_seconds`` when it is one of ``fraud.injection_actions`` (app installs, by
+default) and no cut-off otherwise: a purchase nine seconds after a click is a decided
+buyer, not injection. A negative CTIT is clock skew or a click reported after the fact:
+it is not evidence of injection by itself, so it is left alone.
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ def ctit_seconds(conversion: Conversion, click: Touch) -> float:
 
 class InjectionRule:
     def __init__(self, actions: Mapping[str, Action], settings: FraudSettings) -> None:
-        self.default = settings.min_ctit_seconds
+        injected = frozenset(settings.injection_actions)
+        self.default = {name: settings.min_ctit_seconds for name in injected}
         self.minimum = {
-            name: action.min_ctit_seconds or self.default for name, action in actions.items()
+            name: self.default.get(name, 0.0)
+            if action.min_ctit_seconds is None
+            else action.min_ctit_seconds
+            for name, action in actions.items()
         }
 
     def __call__(self, conversion: Conversion, click: Touch) -> list[Hit]:
         ctit = ctit_seconds(conversion, click)
-        if 0 <= ctit < self.minimum.get(conversion.action, self.default):
+        cut_off = self.minimum.get(conversion.action, self.default.get(conversion.action, 0.0))
+        if 0 <= ctit < cut_off:
             return [
                 Hit("ctit_too_short"),
                 Hit("ctit_too_short", click.touch_id, click.campaign_id, click.partner_id),
