@@ -74,9 +74,12 @@ async def run(
     policy: RetryPolicy,
     conflicts: list[BrandConflict],
     sleeps: Sleeps | None = None,
+    log_level: str = "warning",
 ) -> list[Alert]:
     async with httpx.AsyncClient(trust_env=False) as client:
-        dispatcher = AlertDispatcher.from_settings(alert_settings, client, policy=policy)
+        dispatcher = AlertDispatcher.from_settings(
+            alert_settings, client, policy=policy, log_level=log_level
+        )
         dispatcher.rng = random.Random(7)
         dispatcher.clock = lambda: T0
         if sleeps is not None:
@@ -184,3 +187,15 @@ def test_log_destination_writes_structured_line() -> None:
     [line] = [entry for entry in logs if entry["event"] == "alert"]
     assert line["dedup_key"] == "acme|p9|acme shoes"
     assert line["evidence"]["brand"] == "acme"
+    assert line["log_level"] == "warning"
+
+
+def test_a_replay_logs_its_alerts_below_the_progress() -> None:
+    """``clicktrail replay`` asks for debug: the alert is sent (and stored) all the same."""
+    log_only = AlertSettings.model_validate(
+        {"destinations": {"log": {"kind": "log"}}, "routes": [{"destinations": ["log"]}]}
+    )
+    with structlog.testing.capture_logs() as logs:
+        alerts = asyncio.run(run(log_only, FAST, [conflict()], log_level="debug"))
+    assert [a.status for a in alerts] == ["sent"]
+    assert [e["log_level"] for e in logs if e["event"] == "alert"] == ["debug"]

@@ -166,3 +166,14 @@ class TestWallClockIdleness:
         c = two_inputs()
         c.refresh()
         assert c.watermark == at(0 - 5)
+
+    def test_a_pause_trusts_the_early_events_it_holds(self) -> None:
+        """The last events of a sparse partition come after a gap (early): when every input
+        is quiet, nothing else will confirm them, and the waits they end must end."""
+        wall = WallClock()
+        c = two_inputs(wall)
+        feed(c, "b", 30 + 16)  # 16 minutes after b's clock: early, alone
+        assert c.watermark == at(0 - 5)
+        wall.now = 61
+        c.refresh()
+        assert c.watermark == at(46 - 5)

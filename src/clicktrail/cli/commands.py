@@ -21,6 +21,7 @@ from clicktrail.contracts.jsonschema import generate
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeStats
+from clicktrail.sinks.alerts import AlertService
 from clicktrail.sinks.migrations import migrate as apply_migrations
 from clicktrail.sinks.store import Store, StoreError, chdb_path
 
@@ -98,7 +99,10 @@ def replay(args: argparse.Namespace) -> int:
     registry = load_registry(args.config)
     store = _open_store(args)
     apply_migrations(store)
-    runtime = EmbeddedRuntime(registry, store, checkpoint=_checkpoint(args, store))
+    quiet = AlertService(
+        registry.alerts, log_level="debug"
+    )  # the table has them; stderr is progress
+    runtime = EmbeddedRuntime(registry, store, alerts=quiet, checkpoint=_checkpoint(args, store))
 
     def progress(stats: IntakeStats, elapsed: float) -> None:
         rate = stats.read / elapsed if elapsed else 0.0

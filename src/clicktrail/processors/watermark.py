@@ -20,7 +20,9 @@ ahead) end every wait at once. So, as Flink's and Kafka Streams' watermarks do:
   that gives the clock a wall clock, for ``event_time.idle_seconds`` (Flink's
   ``withIdleness``: a Kafka partition that went quiet must not hold every wait open).
   When every input is idle the stream has paused with everything read, and the
-  watermark moves to the latest input's (so waits end when traffic stops).
+  watermark moves to the latest input's, early events included (so waits end when
+  traffic stops: the last events of a sparse partition are often far apart; live events
+  cannot be more than ``intake.max_future_skew_seconds`` ahead of the wall clock).
 
 An event behind the watermark is **late**: it is still processed (a late click re-joins
 the conversions that left without it), and counted.
@@ -151,8 +153,16 @@ class EventClock:
         ]
         if active:
             self._watermark = max(self._watermark, min(active))
-        elif marks:  # every input went quiet: what was sent has been read
-            self._watermark = max(self._watermark, *(mark for mark, _ in marks))
+        elif quiet_since is not None and all(
+            c.last_wall <= quiet_since for c in self.inputs.values()
+        ):  # every input went quiet: what was sent has been read
+            paused = [
+                max([*([c.latest] if c.latest is not None else []), *c.pending]) - self.lateness
+                for c in self.inputs.values()
+                if c.latest is not None or c.pending
+            ]
+            if paused:
+                self._watermark = max(self._watermark, *paused)
 
     def finish(self) -> None:
         """End of input (a replay read to its end): nothing can be late any more, so the

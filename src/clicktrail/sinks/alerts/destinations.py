@@ -113,23 +113,26 @@ class EmailDestination:
 
 
 class LogDestination:
-    """Writes the alert as one structured log line: the fallback that cannot fail."""
+    """Writes the alert as one structured log line: the fallback that cannot fail.
+    ``level``: a replay logs them at debug (they are in the ``alerts`` table all the same),
+    so a backfill's alerts do not bury its progress on stderr."""
 
-    def __init__(self, name: str = "log") -> None:
+    def __init__(self, name: str = "log", level: str = "warning") -> None:
         self.log = structlog.get_logger("clicktrail.alerts").bind(destination=name)
+        self.level = level
 
     def render(self, message: AlertMessage) -> bytes:
         return json_body(message)
 
     async def deliver(self, message: AlertMessage, body: bytes) -> None:
-        self.log.warning(
+        getattr(self.log, self.level)(
             "alert", title=message.title, severity=str(message.severity),
             dedup_key=message.dedup_key, evidence=orjson.loads(body)["evidence"],
         )  # fmt: skip
 
 
 def build_destination(
-    name: str, settings: DestinationSettings, client: httpx.AsyncClient
+    name: str, settings: DestinationSettings, client: httpx.AsyncClient, log_level: str = "warning"
 ) -> Destination:
     if settings.kind == "webhook":
         return WebhookDestination(client, settings.url or "", settings.secret)
@@ -142,10 +145,13 @@ def build_destination(
             settings.sender or "clicktrail@localhost",
             list(settings.to),
         )
-    return LogDestination(name)
+    return LogDestination(name, log_level)
 
 
 def build_destinations(
-    settings: AlertSettings, client: httpx.AsyncClient
+    settings: AlertSettings, client: httpx.AsyncClient, log_level: str = "warning"
 ) -> Mapping[str, Destination]:
-    return {name: build_destination(name, d, client) for name, d in settings.destinations.items()}
+    return {
+        name: build_destination(name, d, client, log_level)
+        for name, d in settings.destinations.items()
+    }

@@ -87,10 +87,11 @@ class AlertDispatcher:
         client: httpx.AsyncClient,
         state: StateStore | None = None,
         policy: RetryPolicy | None = None,
+        log_level: str = "warning",
     ) -> AlertDispatcher:
         return cls(
             AlertRouter(settings, state),
-            build_destinations(settings, client),
+            build_destinations(settings, client, log_level),
             policy or RetryPolicy(),
         )
 

@@ -45,11 +45,15 @@ class AlertService:
         settings: AlertSettings,
         state: StateStore | None = None,
         policy: RetryPolicy | None = None,
+        log_level: str = "warning",
     ) -> None:
+        """``log_level``: the level ``log`` destinations write alerts at."""
         self.settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None  # made with the thread, on first use
         self._client = httpx.AsyncClient(trust_env=False)
-        self.dispatcher = AlertDispatcher.from_settings(settings, self._client, state, policy)
+        self.dispatcher = AlertDispatcher.from_settings(
+            settings, self._client, state, policy, log_level
+        )
         self._thread: threading.Thread | None = None
         self._outstanding: set[Future[list[Alert]]] = set()
         self._done: deque[Alert] = deque()
