@@ -15,9 +15,13 @@ ahead) end every wait at once. So, as Flink's and Kafka Streams' watermarks do:
   quiet spell), and then only to the earliest of them. An input's clock starts at the
   earliest of its first ``confirmations`` events for the same reason;
 * the pipeline's watermark is the **minimum over active inputs**, and it never goes
-  back. An input is idle, and left out, when it sent nothing in the last
-  ``event_time.idle_messages`` messages (deterministic: replays) or, in a live runtime
-  that gives the clock a wall clock, for ``event_time.idle_seconds`` (Flink's
+  back. An input can be declared before it sends anything (a replayed file is split into
+  one input per event type, the types found in it): until it starts, the watermark stays
+  where it is, so a file that lists every conversion before any click reads its clicks
+  on time, as a consumer of two topics would. An input is idle, and left out, when it
+  sent nothing in the last ``event_time.idle_messages`` messages (deterministic:
+  replays) or, in a live runtime that gives the clock a wall clock, for
+  ``event_time.idle_seconds`` (Flink's
   ``withIdleness``: a Kafka partition that went quiet must not hold every wait open).
   When every input is idle the stream has paused with everything read, and the
   watermark moves to the latest input's, early events included (so waits end when
@@ -47,6 +51,9 @@ class InputClock:
     """Before the clock starts: its first events; after: the current run of early ones."""
     last_message: int = 0
     last_wall: float = 0.0
+    declared: bool = False
+    """Known to come before it sent anything (a replayed file's event types): until it
+    starts, or goes idle, it holds the watermark where it is."""
 
 
 @dataclass(slots=True)
@@ -132,6 +139,15 @@ class EventClock:
             clock.latest = min(clock.pending)
             clock.pending = []
 
+    def declare(self, source: str) -> None:
+        """An input that will come (see :attr:`InputClock.declared`)."""
+        if source not in self.inputs:
+            wall = self.wall() if self.wall is not None else 0.0
+            self.inputs[source] = InputClock(
+                last_message=self.messages, last_wall=wall, declared=True
+            )
+            self.stats.inputs = len(self.inputs)
+
     def refresh(self) -> None:
         """Re-check which inputs went idle by the wall clock (a live runtime's timer calls
         this: with no traffic, no event would)."""
@@ -140,6 +156,15 @@ class EventClock:
     def _recompute(self) -> None:
         horizon = self.messages - self.idle_messages
         quiet_since = self.wall() - self.idle_seconds if self.wall is not None else None
+        waiting = any(
+            c.declared
+            and c.latest is None
+            and c.last_message > horizon
+            and (quiet_since is None or c.last_wall > quiet_since)
+            for c in self.inputs.values()
+        )
+        if waiting:  # a declared input has not started: nothing can be known to be late
+            return
         marks = [
             (clock.latest - self.lateness, clock)
             for clock in self.inputs.values()

@@ -16,7 +16,7 @@ later revision of it (``runtime/revisions.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -132,11 +132,27 @@ class Pipeline:
             idle_seconds=timing.idle_seconds,
             wall=wall,
         )
+        self._split: set[str] = set()
+        graces = [c.attribution.conversion_grace_seconds for c in registry.campaigns.values()]
+        self._longest_grace = timedelta(
+            seconds=max([AttributionSettings().conversion_grace_seconds, *graces])
+        )
 
     @property
     def watermark(self) -> datetime:
         """Event time the pipeline has reached (see :mod:`clicktrail.processors.watermark`)."""
         return self.clock.watermark
+
+    def declare_inputs(self, source: str, event_types: Iterable[str]) -> None:
+        """``source`` is read as one input per event type, and these types will come (a
+        replayed file: see :meth:`EventClock.declare`)."""
+        self._split.add(source)
+        for event_type in sorted(event_types):
+            self.clock.declare(f"{source}/{event_type}")
+
+    def _input_of(self, origin: str, event_type: str) -> str:
+        source = origin.rpartition("@")[0]
+        return f"{source}/{event_type}" if source in self._split else source
 
     def refresh_clock(self) -> None:
         """Let inputs that went quiet by the wall clock stop holding the watermark."""
@@ -155,7 +171,7 @@ class Pipeline:
             return StageResult(brand=[(key, event)] if key is not None else [])
         if not self.dedup.admit(event.event_id, event.ts, origin):
             return StageResult()
-        self.clock.observe(origin.rpartition("@")[0], event.ts)
+        self.clock.observe(self._input_of(origin, event.type), event.ts)
         stored: list[BaseModel] = [event]
         brand: list[tuple[str, BrandInput]] = []
         if isinstance(event, Click):
@@ -205,8 +221,11 @@ class Pipeline:
         return self.clicks.expire(self.watermark)
 
     def partner_verdicts(self) -> list[BaseModel]:
-        """Partners whose fraud windows closed at the watermark (cheap; run often)."""
-        return list(self.fraud.close_windows(self.watermark))
+        """Partners whose fraud windows closed (cheap; run often). A window closes once the
+        watermark is a conversion grace past its end: conversions judged when their grace
+        runs out (orphans, user matches) still count in the window of their own time, so
+        the windows do not depend on when the stages tick."""
+        return list(self.fraud.close_windows(self.watermark - self._longest_grace))
 
     def housekeep(self) -> int:
         """Forget state past its retention: sweeps over every key, so run it rarely."""

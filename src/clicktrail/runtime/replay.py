@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 import sys
 import time
 import uuid
@@ -100,6 +101,21 @@ def read_lines(path: str) -> Iterator[tuple[int, bytes]]:
             stream.close()
 
 
+_TYPE = re.compile(rb'"type"\s*:\s*"(impression|click|conversion)"')
+
+
+def event_types(path: str) -> set[str]:
+    """The event types a file holds (a first pass over it, by pattern: a line that is no
+    event is found out on the second): each is an input of its own, so a file that lists
+    its conversions before its clicks is read as two topics would be."""
+    found: set[str] = set()
+    for _, line in read_lines(path):
+        match = _TYPE.search(line)
+        if match:
+            found.add(match.group(1).decode())
+    return found
+
+
 def source_id(path: str) -> str:
     """Stable for an unchanged file (a re-run after a crash writes nothing twice),
     different for another file of the same name; stdin is new every time."""
@@ -125,6 +141,8 @@ def replay(
             runtime.gate.submit_insights(exports[path])
             runtime.process()
             continue
+        if path != "-":
+            runtime.pipeline.declare_inputs(runtime.bus.source, event_types(path))
         for number, line in read_lines(path):
             runtime.submit_raw(line, f"replay:{name}:{number}")
             if runtime.stats.read % PROCESS_EVERY == 0:
