@@ -171,3 +171,28 @@ def test_delivery_order_does_not_change_the_store(
     expected: Snapshot,
 ) -> None:
     assert_same(expected, replayer(variant, VARIANTS[variant](generated, in_time_order)))
+
+
+@pytest.mark.parametrize("variant", ["conversions_first", "duplicates"])
+def test_what_a_variant_still_differs_in_is_only_what_failing_today_says(
+    variant: str,
+    replayer: Replayer,
+    generated: list[bytes],
+    in_time_order: list[bytes],
+    expected: Snapshot,
+) -> None:
+    """The variants above that still fail are held to the part that holds: every
+    conversion's credit and every rollup, and every verdict but the partner anomaly
+    model's (conversions first); everything but the one transaction's id (duplicates)."""
+    actual = replayer(f"{variant}_held", VARIANTS[variant](generated, in_time_order))
+    differences = {d.table.name: d for d in diff(expected, actual)}
+    allowed = {"verdicts"} if variant == "conversions_first" else {"attributed", "verdicts"}
+    assert set(differences) <= allowed, describe(list(differences.values()))
+    if verdicts := differences.get("verdicts"):
+        moved = [*verdicts.missing, *verdicts.extra]
+        moved += [(key, (old, new)) for key, old, new in verdicts.changed]
+        assert all(key[0] == "partner" and "partner_anomaly" in str(v) for key, v in moved), moved
+        assert len(moved) <= 8, moved
+    if attributed := differences.get("attributed"):
+        assert len(attributed.missing) == len(attributed.extra) == 1, describe([attributed])
+        assert not attributed.changed, describe([attributed])

@@ -177,3 +177,23 @@ class TestWallClockIdleness:
         wall.now = 61
         c.refresh()
         assert c.watermark == at(46 - 5)
+
+
+class TestDeclaredInputs:
+    """A replayed file's event types: one that has not started holds the watermark."""
+
+    def test_a_declared_input_holds_the_watermark_until_it_starts(self) -> None:
+        c = clock(confirmations=1)
+        c.declare("file/click")
+        feed(c, "file/conversion", 100, 200, 300)
+        assert c.watermark == BEGINNING, "the clicks may still be before all of these"
+        feed(c, "file/click", 90)
+        assert c.watermark == at(90 - 5)
+
+    def test_one_that_never_comes_is_idle_after_idle_messages(self) -> None:
+        c = clock(confirmations=1, idle_messages=3)
+        c.declare("file/impression")
+        feed(c, "file/click", 10, 11)
+        assert c.watermark == BEGINNING
+        feed(c, "file/click", 12)  # three messages since it was declared: idle
+        assert c.watermark == at(12 - 5)
