@@ -8,7 +8,8 @@ from itertools import pairwise
 
 import orjson
 import pytest
-from tests.metamorphic import delivery
+from tests.metamorphic import delivery, store_snapshot
+from tests.metamorphic.store_snapshot import tolerated
 
 from clicktrail.processors.intake import Rejection
 
@@ -256,3 +257,35 @@ class TestTwoWorkers:
 
     def test_a_refused_line_goes_to_partition_zero(self) -> None:
         assert delivery.partition_of(b'{"type":"click","event_id":"x"}', 2) == 0
+
+
+class TestTolerated:
+    """Only a partner window's anomaly reason and a transaction's relabelled id pass."""
+
+    @staticmethod
+    def verdicts(**rows: tuple[str, str, tuple[str, ...]]) -> dict[tuple[str, str, str], tuple]:
+        return {("partner", name, "12:00"): values for name, values in rows.items()}
+
+    def test_a_partner_anomaly_alone_is_tolerated_and_nothing_else(self) -> None:
+        want = {"verdicts": self.verdicts(a=("a", "ok", ("partner_anomaly",)))}
+        assert tolerated(diff_of(want, {"verdicts": {}})) == []
+        want = {"verdicts": self.verdicts(a=("a", "reject", ("partner_fraud_share",)))}
+        assert tolerated(diff_of(want, {"verdicts": {}})) != []
+        got = {"verdicts": self.verdicts(a=("a", "reject", ("partner_anomaly",)))}
+        assert tolerated(diff_of(want, got)) != []
+
+    def test_a_relabelled_transaction_is_tolerated_and_a_moved_credit_not(self) -> None:
+        columns = store_snapshot.ATTRIBUTED.values
+        row = dict.fromkeys(columns, "")
+        one = tuple({**row, "txid": "T1", "partner_id": "p", "conversion_ts": 1}.values())
+        same = tuple({**row, "txid": "T1", "partner_id": "p", "conversion_ts": 2}.values())
+        moved = tuple({**row, "txid": "T1", "partner_id": "q", "conversion_ts": 2}.values())
+        want = {"attributed": {("v1", "last_click", ""): one}}
+        assert tolerated(diff_of(want, {"attributed": {("v2", "last_click", ""): same}})) == []
+        assert tolerated(diff_of(want, {"attributed": {("v2", "last_click", ""): moved}})) != []
+
+
+def diff_of(want: dict[str, dict], got: dict[str, dict]) -> list[store_snapshot.TableDiff]:
+    """``diff`` over the tables named in ``want``, the others empty on both sides."""
+    empty = {t.name: {} for t in store_snapshot.TABLES}
+    return store_snapshot.diff({**empty, **want}, {**empty, **got})
