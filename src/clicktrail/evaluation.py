@@ -331,12 +331,11 @@ def _domain_traces(result: Evaluation, store: Store, domains: set[tuple[str, str
 
 def replay_scenario(directory: Path, store: Store, progress: Callable[[str], None]) -> None:
     from clicktrail.config import load_registry
-    from clicktrail.runtime.embedded import EmbeddedRuntime
-    from clicktrail.runtime.replay import expand, replay
+    from clicktrail.runtime.replay import expand, replay, replay_runtime
     from clicktrail.sinks.migrations import migrate
 
     migrate(store)
-    runtime = EmbeddedRuntime(load_registry(directory / "registry.yaml"), store)
+    runtime = replay_runtime(load_registry(directory / "registry.yaml"), store)
     started = time.monotonic()
     stats = replay(
         runtime,

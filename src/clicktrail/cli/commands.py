@@ -21,7 +21,6 @@ from clicktrail.contracts.jsonschema import generate
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeStats
-from clicktrail.sinks.alerts import AlertService
 from clicktrail.sinks.migrations import migrate as apply_migrations
 from clicktrail.sinks.store import Store, StoreError, chdb_path
 
@@ -84,7 +83,7 @@ def replay_registry(args: argparse.Namespace) -> str | None:
 
 
 def replay(args: argparse.Namespace) -> int:
-    from clicktrail.runtime.replay import ReplayInputError, expand
+    from clicktrail.runtime.replay import ReplayInputError, expand, replay_runtime
     from clicktrail.runtime.replay import replay as run_replay
 
     try:
@@ -99,10 +98,7 @@ def replay(args: argparse.Namespace) -> int:
     registry = load_registry(args.config)
     store = _open_store(args)
     apply_migrations(store)
-    quiet = AlertService(
-        registry.alerts, log_level="debug"
-    )  # the table has them; stderr is progress
-    runtime = EmbeddedRuntime(registry, store, alerts=quiet, checkpoint=_checkpoint(args, store))
+    runtime = replay_runtime(registry, store, checkpoint=_checkpoint(args, store))
 
     def progress(stats: IntakeStats, elapsed: float) -> None:
         rate = stats.read / elapsed if elapsed else 0.0

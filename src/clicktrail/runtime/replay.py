@@ -17,10 +17,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from clicktrail.config import Registry
 from clicktrail.contracts import AuctionInsight
 from clicktrail.processors.brand import AuctionInsightsError, parse_auction_insights
+from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeStats
+from clicktrail.sinks.alerts import AlertService
+from clicktrail.sinks.store import Store
 
 PROCESS_EVERY = 5_000
 Progress = Callable[[IntakeStats, float], None]
@@ -124,6 +128,16 @@ def source_id(path: str) -> str:
     stat = Path(path).stat()
     identity = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     return f"replay:{Path(path).name}:{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
+def replay_runtime(
+    registry: Registry, store: Store, checkpoint: ModelCheckpoint | None = None
+) -> EmbeddedRuntime:
+    """The embedded runtime a replay runs on: its alerts go to their destinations and the
+    ``alerts`` table as always, but a ``log`` destination writes them at debug level, so
+    a backfill's alerts do not bury its progress on stderr."""
+    quiet = AlertService(registry.alerts, log_level="debug")
+    return EmbeddedRuntime(registry, store, alerts=quiet, checkpoint=checkpoint)
 
 
 def replay(
