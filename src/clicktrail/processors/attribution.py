@@ -81,11 +81,9 @@ class Attributor:
         out = []
         for key in self.by_user.get(touch.user_id or "") or []:
             state = self.conversions.get(key)
-            if state is None:
-                continue
+            if state is None or datetime.fromisoformat(state["conversion"]["ts"]) < touch.ts:
+                continue  # a touch after a conversion takes no part in it
             conversion = Conversion.model_validate(state["conversion"])
-            if conversion.ts < touch.ts:
-                continue
             resolved = ResolvedConversion(conversion=conversion, lookup="retouched")
             touches, kind, _ = self._credited_path(resolved)
             now = {(kind, t.touch_id) for t in touches}
@@ -386,14 +384,13 @@ class Attributor:
             if ts < conversion_horizon:
                 del self.conversions[key]
                 removed += 1
-        for user, keys in list((self.by_user or {}).items()):
+        by_user = self.by_user if self.by_user is not None else {}
+        for user, keys in list(by_user.items()):
             kept = [k for k in keys if k in self.conversions]
-            if len(kept) != len(keys):
-                assert self.by_user is not None
-                if kept:
-                    self.by_user[user] = kept
-                else:
-                    del self.by_user[user]
+            if not kept:
+                del by_user[user]
+            elif len(kept) != len(keys):
+                by_user[user] = kept
         return removed
 
 

@@ -110,13 +110,13 @@ class EventClock:
             clock = self.inputs[source] = InputClock()
             self.stats.inputs = len(self.inputs)
         clock.last_message = self.messages
-        if self.wall is not None:
-            clock.last_wall = self.wall()
+        now = self.wall() if self.wall is not None else 0.0
+        clock.last_wall = now
         late = at < self._watermark
         if late:
             self.stats.late += 1
         self._advance(clock, at)
-        self._recompute()
+        self._recompute(now)
         return late
 
     def _advance(self, clock: InputClock, at: float) -> None:
@@ -142,45 +142,32 @@ class EventClock:
     def declare(self, source: str) -> None:
         """An input that will come (see :attr:`InputClock.declared`)."""
         if source not in self.inputs:
-            wall = self.wall() if self.wall is not None else 0.0
+            now = self.wall() if self.wall is not None else 0.0
             self.inputs[source] = InputClock(
-                last_message=self.messages, last_wall=wall, declared=True
+                last_message=self.messages, last_wall=now, declared=True
             )
             self.stats.inputs = len(self.inputs)
 
     def refresh(self) -> None:
         """Re-check which inputs went idle by the wall clock (a live runtime's timer calls
         this: with no traffic, no event would)."""
-        self._recompute()
+        self._recompute(self.wall() if self.wall is not None else 0.0)
 
-    def _recompute(self) -> None:
+    def _recompute(self, now: float) -> None:
         horizon = self.messages - self.idle_messages
-        quiet_since = self.wall() - self.idle_seconds if self.wall is not None else None
-        waiting = any(
-            c.declared
-            and c.latest is None
-            and c.last_message > horizon
-            and (quiet_since is None or c.last_wall > quiet_since)
-            for c in self.inputs.values()
-        )
-        if waiting:  # a declared input has not started: nothing can be known to be late
-            return
-        marks = [
-            (clock.latest - self.lateness, clock)
-            for clock in self.inputs.values()
-            if clock.latest is not None
-        ]
-        active = [
-            mark
-            for mark, clock in marks
-            if clock.last_message > horizon
-            and (quiet_since is None or clock.last_wall > quiet_since)
-        ]
-        if active:
-            self._watermark = max(self._watermark, min(active))
-        elif quiet_since is not None and all(
-            c.last_wall <= quiet_since for c in self.inputs.values()
-        ):  # every input went quiet: what was sent has been read
+        quiet_since = now - self.idle_seconds if self.wall is not None else None
+
+        def active(clock: InputClock) -> bool:
+            recent = clock.last_message > horizon
+            return recent and (quiet_since is None or clock.last_wall > quiet_since)
+
+        inputs = [c for c in self.inputs.values() if active(c)]
+        if any(c.declared and c.latest is None for c in inputs):
+            return  # a declared input has not started: nothing can be known to be late
+        marks = [c.latest - self.lateness for c in inputs if c.latest is not None]
+        if marks:
+            self._watermark = max(self._watermark, min(marks))
+        elif quiet_since is not None and not inputs:  # all quiet: what was sent has been read
             paused = [
                 max([*([c.latest] if c.latest is not None else []), *c.pending]) - self.lateness
                 for c in self.inputs.values()

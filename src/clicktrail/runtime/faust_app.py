@@ -161,7 +161,7 @@ class FaustRuntime:
             name: self.app.Table(name, default=None, partitions=settings.partitions)
             for name in (*STATE_NAMES, ALERT_STATE)
         }
-        self._states: list[tuple[str, FaustState]] = []
+        self._states: dict[str, FaustState] = {}
         self.checkpoint = ModelCheckpoint(Path(settings.data_dir) / "models.ckpt")
         restored = self.checkpoint.load(sorted(registry.actions))
         self.pipeline = Pipeline(
@@ -203,14 +203,13 @@ class FaustRuntime:
         source = (
             TOUCHES if name in USER_STAGE_STATE else BRAND if name in BRAND_STAGE_STATE else CLICKS
         )
-        follows = next((s for n, s in self._states if n == CO_LOCATED.get(name)), None)
-        state = FaustState(self.tables[name], source, follows=follows)
-        self._states.append((name, state))
+        follows = self._states.get(CO_LOCATED.get(name, ""))
+        state = self._states[name] = FaustState(self.tables[name], source, follows=follows)
         return state
 
     def _write_state(self) -> None:
         """Held state changes to the tables (and their changelogs), before any ack."""
-        for _, state in self._states:
+        for state in self._states.values():
             state.flush()
 
     # -- agents --------------------------------------------------------------------------

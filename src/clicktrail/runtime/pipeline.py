@@ -324,29 +324,36 @@ class Pipeline:
         flagged figures change only by the update's difference.
         """
         click = next((t for t in map(credited_touch, rows) if t is not None), None)
-        judged = self.fraud.on_conversion(record.model_copy(update={"click": click}))
-        event_id = record.conversion.event_id
-        if click is not None:
-            self.revisions.remember(record)
-        mark = _conversion_mark(judged, event_id)
+        judged, mark = self._judge(record, click)
         if mark and self.attributor.mark(record, **mark):
             rows = [row.model_copy(update=mark) for row in rows]
-        for revised in self.revisions.of(judged, event_id):  # the click's other conversions
-            rows += self.attributor.revise(revised, origin)
-        return [*rows, *judged]
+        return [*rows, *self._revise_others(judged, record, origin), *judged]
 
     def _recredit(self, record: ResolvedConversion, origin: str) -> list[BaseModel]:
         """A conversion a late touch takes part in: judged with the click its path credits
         now (its verdict revised even when that clears it), then credited anew."""
-        judged = self.fraud.on_conversion(record)
-        event_id = record.conversion.event_id
-        if record.click is not None:
+        judged, mark = self._judge(record, record.click)
+        rows = self.attributor.recredit(record.model_copy(update=mark), origin)
+        return [*rows, *self._revise_others(judged, record, origin), *judged]
+
+    def _judge(
+        self, record: ResolvedConversion, click: Touch | None
+    ) -> tuple[list[FraudVerdict], dict[str, str]]:
+        """The conversion judged with the click it credits (remembered, so a later
+        conviction of that click revises it), and the mark its verdict puts on its rows."""
+        judged = self.fraud.on_conversion(record.model_copy(update={"click": click}))
+        if click is not None:
             self.revisions.remember(record)
-        marked = record.model_copy(update=_conversion_mark(judged, event_id))
-        rows: list[BaseModel] = list(self.attributor.recredit(marked, origin))
-        for revised in self.revisions.of(judged, event_id):  # the click's other conversions
+        return judged, _conversion_mark(judged, record.conversion.event_id)
+
+    def _revise_others(
+        self, judged: list[FraudVerdict], record: ResolvedConversion, origin: str
+    ) -> list[AttributedConversion]:
+        """New versions of the click's other conversions its new verdict convicts."""
+        rows: list[AttributedConversion] = []
+        for revised in self.revisions.of(judged, record.conversion.event_id):
             rows += self.attributor.revise(revised, origin)
-        return [*rows, *judged]
+        return rows
 
     def tick_users(self) -> list[Forwarded]:
         """Conversions whose wait for a touch is over; they go through the user stage

@@ -33,10 +33,12 @@ class BotAgentRule:
             raise ValueError("fraud.bot_user_agents: markers must not be empty")
         self.markers = markers
         self.s2s_partners = s2s_partners
-        crawlers = CrawlerDetect()
-        self.is_bot = lru_cache(maxsize=AGENTS_CACHED)(
-            lambda agent: any(m in agent.lower() for m in markers) or crawlers.isCrawler(agent)
-        )
+        self.crawlers = CrawlerDetect()
+        self.is_bot = lru_cache(maxsize=AGENTS_CACHED)(self._is_bot)
+
+    def _is_bot(self, agent: str) -> bool:
+        lowered = agent.lower()
+        return any(m in lowered for m in self.markers) or bool(self.crawlers.isCrawler(agent))
 
     def __call__(self, click: Click) -> list[Hit]:
         agent = (click.user.user_agent or "").strip()

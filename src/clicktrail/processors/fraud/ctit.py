@@ -25,19 +25,16 @@ def ctit_seconds(conversion: Conversion, click: Touch) -> float:
 
 class InjectionRule:
     def __init__(self, actions: Mapping[str, Action], settings: FraudSettings) -> None:
-        injected = frozenset(settings.injection_actions)
-        self.default = {name: settings.min_ctit_seconds for name in injected}
-        self.minimum = {
-            name: self.default.get(name, 0.0)
-            if action.min_ctit_seconds is None
-            else action.min_ctit_seconds
+        self.minimum = {name: settings.min_ctit_seconds for name in settings.injection_actions}
+        self.minimum |= {
+            name: action.min_ctit_seconds
             for name, action in actions.items()
+            if action.min_ctit_seconds is not None
         }
 
     def __call__(self, conversion: Conversion, click: Touch) -> list[Hit]:
         ctit = ctit_seconds(conversion, click)
-        cut_off = self.minimum.get(conversion.action, self.default.get(conversion.action, 0.0))
-        if 0 <= ctit < cut_off:
+        if 0 <= ctit < self.minimum.get(conversion.action, 0.0):
             return [
                 Hit("ctit_too_short"),
                 Hit("ctit_too_short", click.touch_id, click.campaign_id, click.partner_id),

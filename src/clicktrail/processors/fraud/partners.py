@@ -125,8 +125,8 @@ class PartnerMonitor:
             counts = state["open"].pop(str(bucket))
             closed.append(self._close(partner, state, bucket, counts))
         for partner, state in states.items():
-            before = state["closed"] if state["closed"] is not None else current - 1
-            state["closed"] = max(before, current - 1)
+            last = state["closed"]
+            state["closed"] = current - 1 if last is None else max(last, current - 1)
             self.store[partner] = state
         return closed
 
@@ -135,7 +135,7 @@ class PartnerMonitor:
     ) -> PartnerWindow:
         """One window's verdict; the running shares decay over the windows since the
         partner's last one, then take this one's counts."""
-        gap = bucket - state["at"] if state.get("at") is not None else 0
+        gap = bucket - state["at"] if state["at"] is not None else 0
         late_decay, share_decay = self.late_decay**gap, self.share_decay**gap
         state["at"] = bucket
         clicks, events, flagged = counts["clicks"], counts["events"], counts["flagged"]
