@@ -168,7 +168,8 @@ def test_unreachable_server_is_one_clear_error() -> None:
 def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_stored(
     chdb_dsn: str, tmp_path: Path
 ) -> None:
-    """A database from before 007: its fraud-rejected conversions reach the new columns."""
+    """A database from before 007: its fraud-rejected conversions reach the new columns
+    (and, with 010, the suspicious ones their approved and payout columns)."""
     database = f"t_{uuid.uuid4().hex[:12]}"
     store = Store(chdb_dsn, database)
     try:
@@ -198,16 +199,21 @@ def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_store
             {**one, "conversion_id": "v1", "src_offset": 2, "status": "approved", "version": 2,
              "previous_status": "pending", "previous_payout": 2},
             {**one, "conversion_id": "v2", "src_offset": 3, "fraud_action": "ok"},
+            {**one, "conversion_id": "v3", "src_offset": 4, "fraud_action": "suspicious",
+             "status": "approved", "payout": 5},
         ]  # fmt: skip
         store.insert("attributed_conversions", [tuple(r.values()) for r in rows], list(rows[0]))
-        assert [r.split("_")[0] for r in migrate(store).applied] == ["007", "008", "009"]
+        applied = [r.split("_")[0] for r in migrate(store).applied]
+        assert applied == ["007", "008", "009", "010"]
         migrate(store)
         rollup = store.rows(
             "SELECT sum(conversions), sum(approved), toFloat64(sum(payout)), "
             "sum(fraud_rejected_conversions), sum(fraud_rejected_approved), "
-            f"toFloat64(sum(fraud_rejected_payout)) FROM {database}.agg_hourly"
+            "toFloat64(sum(fraud_rejected_payout)), sum(fraud_suspicious_conversions), "
+            "sum(fraud_suspicious_approved), toFloat64(sum(fraud_suspicious_payout)) "
+            f"FROM {database}.agg_hourly"
         )
-        assert rollup == [(2.0, 1.0, 4.0, 1.0, 1.0, 2.0)]
+        assert rollup == [(3.0, 2.0, 9.0, 1.0, 1.0, 2.0, 1.0, 1.0, 5.0)]
         reasons = store.rows(f"SELECT DISTINCT fraud_reason FROM {database}.attributed_latest")
         assert reasons == [("",)]
     finally:

@@ -274,17 +274,22 @@ def worker(args: argparse.Namespace) -> int:
     from clicktrail.runtime.faust_app import FaustRuntime, WorkerSettings, default_table_store
     from clicktrail.sinks.clickhouse import ClickHouseSink
 
+    try:
+        settings = WorkerSettings(
+            bootstrap=args.broker,
+            partitions=args.partitions,
+            app_id=args.app_id,
+            data_dir=args.data_dir,
+            table_store=args.table_store or default_table_store(),
+            tick_seconds=args.tick_seconds,
+            session_timeout=args.session_timeout,
+        )
+    except ValueError as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 2
     registry = load_registry(args.config)
     store = _open_store(args)
     apply_migrations(store)
-    settings = WorkerSettings(
-        bootstrap=args.broker,
-        partitions=args.partitions,
-        app_id=args.app_id,
-        data_dir=args.data_dir,
-        table_store=args.table_store or default_table_store(),
-        tick_seconds=args.tick_seconds,
-    )
     try:
         create_topics(args.broker, args.partitions, topics=ALL_TOPICS)
     except Exception as error:  # kafka-python raises many kinds for an absent broker
@@ -368,21 +373,26 @@ def evaluate(args: argparse.Namespace) -> int:
 
 FRAUD_VIEW = """
 SELECT r.partner_id AS partner, r.clicks AS clicks, r.flagged_clicks AS flagged_clicks,
-       round(r.flagged_share, 4) AS flagged_share, c.flagged_conversions AS flagged_conversions,
+       round(r.flagged_share, 4) AS flagged_share, r.conversions AS conversions,
+       round(r.flagged_conversions, 2) AS flagged_conversions,
+       round(r.fraud_rejected_conversions, 2) AS rejected,
+       round(r.fraud_escalated_conversions, 2) AS of_which_escalated,
+       round(r.fraud_suspicious_conversions, 2) AS suspicious,
        c.top_reasons AS top_reasons
 FROM {db}.partner_report AS r
 LEFT JOIN
 (
-    SELECT partner_id,
-           uniqExactIf(subject_id, subject_type = 'conversion') AS flagged_conversions,
-           arrayStringConcat(topK(3)(reasons[1]), ', ') AS top_reasons
-    FROM {db}.fraud_verdicts
-    WHERE action != 'ok'
+    SELECT partner_id, arrayStringConcat(topK(3)(fraud_reason), ', ') AS top_reasons
+    FROM {db}.attributed_latest
+    WHERE fraud_action != 'ok'
     GROUP BY partner_id
 ) AS c ON r.partner_id = c.partner_id
 ORDER BY flagged_share DESC, flagged_clicks DESC
 LIMIT {limit}
 """
+"""Per partner, one definition of flagged (migration 010): the conversions of the
+rollups whose latest verdict is not ok, rejected (own verdict, or suspicious in an hour
+the partner was rejected) or suspicious; reasons from the same attributed rows."""
 
 CONFLICTS_VIEW = """
 SELECT brand_id AS brand, offender_id AS offender,

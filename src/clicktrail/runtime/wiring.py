@@ -31,4 +31,10 @@ def build_intake(registry: Registry, clock: Clock = utc_now) -> Intake:
 
 def publish_report_settings(registry: Registry, store: Store) -> None:
     """Tell the analyst views how this pipeline's registry wants its figures read."""
-    write_report_settings(store, {"fraud.flagged_traffic": registry.fraud.flagged_traffic})
+    write_report_settings(
+        store,
+        {
+            "fraud.flagged_traffic": registry.fraud.flagged_traffic,
+            "fraud.window_seconds": str(registry.fraud.window_seconds),
+        },
+    )
