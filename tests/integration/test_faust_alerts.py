@@ -37,7 +37,7 @@ def test_worker_delivers_signed_deduplicated_brand_alerts(
                 "no critical alert:\n" + worker.log.read_text()[-3000:]
             )
             time.sleep(0.2)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()
 

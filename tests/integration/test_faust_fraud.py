@@ -49,7 +49,7 @@ def test_a_faust_worker_gives_the_embedded_runtimes_verdicts(
     worker = Worker(tmp_path, "w1", prefix, config, partitions=partitions).start()
     try:
         produce(bootstrap(), scenario.events(), prefix=prefix)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()
     on_faust = worker.report("tests.scenarios.fraud")

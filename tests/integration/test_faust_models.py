@@ -24,7 +24,7 @@ def test_worker_learns_from_routed_labels_and_restores_its_models(tmp_path: Path
     worker = Worker(tmp_path, "w", prefix, config).start()
     try:
         produce(bootstrap(), scenario.EVENTS, prefix=prefix)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()  # SIGTERM: the models are checkpointed on the way out
     report = worker.report("tests.scenarios.models")
@@ -50,7 +50,7 @@ def test_worker_learns_from_routed_labels_and_restores_its_models(tmp_path: Path
     again.start()
     try:
         produce(bootstrap(), [scenario.click(7, 2 * 86_400 + 60)], prefix=prefix)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(again,))
     finally:
         again.stop()
     scores = again.report("tests.scenarios.models")["scores"][keys["k7"]]

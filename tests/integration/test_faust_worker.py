@@ -56,6 +56,8 @@ class Worker:
             str(root / name / "data"),
             "--tick-seconds",
             "1",
+            "--session-timeout",
+            "30",  # a killed worker's partitions go to the restarted one after 30 s, not 45
         ]
         self.env = {**os.environ, "CLICKTRAIL_TOPIC_PREFIX": prefix}
         self.process: subprocess.Popen[bytes] | None = None
@@ -107,6 +109,11 @@ def store_rows(dsn: str, sql: str) -> list[Any]:
 
 def lag(group: str, prefix: str) -> int:
     """Messages not yet committed by the group on the pipeline's consumed topics."""
+    return sum(lag_by_partition(group, prefix).values())
+
+
+def lag_by_partition(group: str, prefix: str) -> dict[str, int]:
+    """``topic[partition]`` → messages not yet committed there by the group."""
     from kafka import KafkaAdminClient, KafkaConsumer
 
     consumed = (
@@ -125,9 +132,10 @@ def lag(group: str, prefix: str) -> int:
     try:
         committed = admin.list_group_offsets(group).get(group, {})
         ends = consumer.end_offsets(list(_partitions(consumer, topics)))
-        return sum(
-            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
-        )
+        return {
+            f"{tp.topic}[{tp.partition}]": end - (committed[tp].offset if tp in committed else 0)
+            for tp, end in ends.items()
+        }
     finally:
         consumer.close()
         admin.close()
@@ -141,8 +149,11 @@ def _partitions(consumer: Any, topics: list[str]) -> Iterator[Any]:
             yield TopicPartition(topic, partition)
 
 
-def wait_until_settled(group: str, prefix: str, timeout: float = 120) -> None:
-    """All consumed and committed, then a tick period so waiting conversions settle."""
+def wait_until_settled(
+    group: str, prefix: str, timeout: float = 120, workers: tuple[Worker, ...] = ()
+) -> None:
+    """All consumed and committed, then a tick period so waiting conversions settle.
+    On time-out, says where the lag is and what the ``workers`` logged last."""
     deadline = time.monotonic() + timeout
     quiet_since = None
     while True:
@@ -153,7 +164,10 @@ def wait_until_settled(group: str, prefix: str, timeout: float = 120) -> None:
                 return
         else:
             quiet_since = None
-        assert time.monotonic() < deadline, f"still {remaining} messages behind"
+        if time.monotonic() >= deadline:
+            behind = {k: v for k, v in lag_by_partition(group, prefix).items() if v}
+            logs = "\n".join(w.log.read_text()[-4000:] for w in workers)
+            raise AssertionError(f"still {remaining} messages behind: {behind}\n{logs}")
         time.sleep(0.5)
 
 
@@ -211,7 +225,7 @@ def test_faust_worker_matches_the_hand_computed_results(setup: tuple[Path, str, 
             raw=[("clicks", b"{not json")],
             prefix=prefix,
         )
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()
     check(worker.report(), scenario.FILLER, ["poison_message"])
@@ -240,7 +254,7 @@ def test_another_delivery_order_gives_the_same_results(
     worker = Worker(root, "w1", prefix, config).start()
     try:
         produce(bootstrap(), [*events, *scenario.filler()], prefix=prefix)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()
     check(worker.report(), scenario.FILLER, [], versions=False)
@@ -263,7 +277,7 @@ def test_a_killed_worker_resumes_without_loss_or_double_count(
         worker.stop(signal.SIGKILL)
         assert left > 0, "the worker finished before it could be killed mid-stream"
         worker.start()
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()
     check(worker.report(), fillers, [])
@@ -277,7 +291,7 @@ def test_two_workers_split_the_partitions_and_match_one(setup: tuple[Path, str, 
         second.start()
         time.sleep(3)  # let the group settle on two members
         produce(bootstrap(), [*scenario.EVENTS, *scenario.filler()], prefix=prefix)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(first, second))
     finally:
         first.stop()
         second.stop()
@@ -317,7 +331,7 @@ def test_auction_insights_rows_become_conflicts_once(tmp_path: Path) -> None:
     try:
         rows = parse_auction_insights(EXPORT)
         produce_insights(bootstrap(), [*rows, *rows], prefix)
-        wait_until_settled(prefix, prefix)
+        wait_until_settled(prefix, prefix, workers=(worker,))
     finally:
         worker.stop()
     conflicts = store_rows(

@@ -114,6 +114,13 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often waiting conversions are checked against the watermark "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=45.0,
+        help="seconds without heartbeats before a dead worker's partitions go to the others "
+        "(6-300, default: %(default)s)",
+    )
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:

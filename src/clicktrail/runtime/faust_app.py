@@ -84,10 +84,15 @@ class WorkerSettings:
     tick_seconds: float = 5.0
     housekeep_seconds: float = 600.0
     checkpoint_seconds: float = 60.0
+    session_timeout: float = 45.0
+    """Seconds without heartbeats before the group gives a dead worker's partitions to the
+    others: how long a killed worker's partitions wait (Kafka's own default since 3.0)."""
 
     def __post_init__(self) -> None:
         if self.partitions < 1 or self.batch_size < 1 or self.batch_seconds <= 0:
             raise ValueError("partitions and batch_size must be >= 1, batch_seconds > 0")
+        if not 6 <= self.session_timeout <= 300:
+            raise ValueError("session_timeout must be between 6 and 300 seconds")
 
 
 CO_LOCATED = {"orphans": "pending"}
@@ -156,6 +161,8 @@ class FaustRuntime:
             producer_linger=0.02,
             producer_max_batch_size=1 << 20,
             table_key_index_size=10,
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         )
         self.tables = {
             name: self.app.Table(name, default=None, partitions=settings.partitions)
