@@ -152,3 +152,18 @@ def test_models_scored_against_true_outcomes(tmp_path: Path) -> None:
         assert found[f"{action} top 3 deciles keep conversions"]["value"] > 0.4  # random: 0.3
         assert found[f"{action} progressive AUC (live)"]["value"] > 0.55
     assert judged >= 3
+
+
+def test_evaluate_matrix_reports_the_worst_run_and_reuses_its_runs(tmp_path: Path) -> None:
+    args = ("evaluate", "--matrix", "2", "--events", "3000", "--seed", "5", "mx")
+    first = run(*args, "--json", "m1.json", cwd=tmp_path)
+    assert "| section" in first.stdout and "worst run" in first.stdout
+    data = json.loads((tmp_path / "m1.json").read_text())
+    assert [r["run"] for r in data["runs"]] == ["v01-s5", "v02-s6"]
+    assert [r["index"] for r in data["runs"]] == [1, 2]  # each run its own variant
+    recall = next(m for m in data["measures"] if m["measure"] == "bot recall")
+    values = [v for v in recall["values"].values() if v is not None]
+    assert recall["worst"][1] == min(values)
+    again = run(*args, "--json", "m2.json", cwd=tmp_path)  # scored again, not re-simulated
+    assert "simulating" not in again.stderr and "replayed" not in again.stderr
+    assert json.loads((tmp_path / "m2.json").read_text())["measures"] == data["measures"]

@@ -336,6 +336,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from clicktrail.evaluation import evaluate as score
     from clicktrail.evaluation import replay_scenario
 
+    if args.matrix is not None:
+        return evaluate_matrix(args)
     directory = Path(args.directory)
     needed = ["truth.jsonl", "scenario.json", "registry.yaml", "events.jsonl"]
     missing = [name for name in needed if not (directory / name).is_file()]
@@ -368,6 +370,33 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(result.as_json() + "\n", encoding="utf-8")
+    return 0
+
+
+def evaluate_matrix(args: argparse.Namespace) -> int:
+    from clicktrail.evaluation_matrix import run_matrix
+    from clicktrail.simulate.scenarios import SCENARIOS
+
+    if args.matrix < 1 or args.events < 1000:
+        print("clicktrail: error: --matrix needs N >= 1 and --events >= 1000", file=sys.stderr)
+        return 2
+    if args.scenario not in SCENARIOS:
+        known = ", ".join(SCENARIOS)
+        print(f"clicktrail: error: unknown scenario {args.scenario!r}; choose one of {known}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    matrix = run_matrix(
+        Path(args.directory),
+        args.matrix,
+        events=args.events,
+        seed=args.seed,
+        scenario=args.scenario,
+        progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True),
+    )
+    print(matrix.table())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(matrix.as_json() + "\n", encoding="utf-8")
     return 0
 
 

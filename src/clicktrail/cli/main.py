@@ -145,7 +145,11 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", metavar="DIR", help="output of clicktrail simulate")
+    parser.add_argument(
+        "directory",
+        metavar="DIR",
+        help="output of clicktrail simulate; with --matrix, where the runs are kept",
+    )
     parser.add_argument("--store", default=None, metavar="DSN", help="default: chdb://DIR/store")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument(
@@ -155,6 +159,20 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: replay when the store holds no clicks yet (default)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    matrix = parser.add_argument_group(
+        "matrix",
+        "judge by the worst case: simulate N worlds whose planted patterns draw their "
+        "parameters from wide ranges (variants 1..N, seeds SEED..SEED+N-1), replay and score "
+        "each, and report per measure the worst and median over them",
+    )
+    matrix.add_argument("--matrix", type=int, metavar="N", help="number of runs (e.g. 8)")
+    matrix.add_argument(
+        "--events", type=int, default=50_000, help="events per run (default: %(default)s)"
+    )
+    matrix.add_argument("--seed", type=int, default=1, help="first seed (default: %(default)s)")
+    matrix.add_argument(
+        "--scenario", default="default", help="scenario of every run (default: %(default)s)"
+    )
 
 
 def _add_views(sub: Any) -> None:

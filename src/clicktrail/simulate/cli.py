@@ -85,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which patterns to plant, see below (default: %(default)s)",
     )
     parser.add_argument(
+        "--variant",
+        type=int,
+        default=0,
+        metavar="N",
+        help="0: the reference world; N > 0 draws every planted pattern's parameters "
+        "(flood spread, bot agents, farm shares, injection timing, delivery disorder) "
+        "from wide ranges, the same for the same N (default: %(default)s)",
+    )
+    parser.add_argument(
         "--stdout", action="store_true", help="write the events to stdout instead of DIR"
     )
     parser.add_argument(
@@ -152,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             start=_start(args.start),
             days=args.days,
             scenario=args.scenario,
+            variant=args.variant,
         )
         sender = (
             Sender(args.send, args.rate, batch=args.batch, api_key=args.api_key)

@@ -187,7 +187,7 @@ def _inject(sim: Simulation, pending: Pending, user: User) -> None:
     rng = sim.rng
     campaign = sim.world.campaigns[f"{pending.advertiser.key}-app-ua"]
     click_id = sim.click(
-        pending.ts - between(rng, 1_000, 8_000),
+        pending.ts - between(rng, *sim.variant.inject_lead_ms),
         campaign,
         INJECTOR,
         sim.pool.visitor(user),

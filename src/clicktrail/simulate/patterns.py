@@ -30,6 +30,7 @@ from clicktrail.simulate.users import (
     residential_ip,
     user_agent,
 )
+from clicktrail.simulate.variants import Variant
 from clicktrail.simulate.world import PLACEMENTS
 
 FAKE_CONVERSION = {"northwind": "signup", "bluefin": "lead", "quokka": "install"}
@@ -45,25 +46,27 @@ class Kit:
 
 
 @functools.lru_cache(maxsize=16)
-def flood_kit(seed: int, partner: str) -> Kit:
+def flood_kit(seed: int, partner: str, variant: Variant) -> Kit:
     rng = random.Random(f"kit:{seed}:{partner}")
-    networks = [residential_ip(rng).rsplit(".", 1)[0] for _ in range(2)]
-    ips = tuple(f"{one_of(rng, networks)}.{between(rng, 2, 250)}" for _ in range(4))
-    agents = tuple(user_agent(rng, "mobile", "Android") for _ in range(2))
+    networks = [residential_ip(rng).rsplit(".", 1)[0] for _ in range(variant.flood_networks)]
+    ips = tuple(f"{one_of(rng, networks)}.{between(rng, 2, 250)}" for _ in range(variant.flood_ips))
+    agents = tuple(user_agent(rng, "mobile", "Android") for _ in range(variant.flood_agents))
     return Kit(ips, agents, pick(rng, COUNTRIES[:4]))
 
 
 def flood(sim: Simulation, t: int, partner: str, campaigns: tuple[str, ...]) -> None:
     """A burst of clicks from one address, each carrying a harvested device id."""
     rng = sim.rng
-    kit = flood_kit(sim.options.seed, partner)
+    kit = flood_kit(sim.options.seed, partner, sim.variant)
     ip, agent = one_of(rng, kit.ips), one_of(rng, kit.agents)
     campaign = sim.world.campaigns[one_of(rng, campaigns)]
     channel = campaign.channel
     placement = one_of(rng, PLACEMENTS["app" if channel == "display" else "affiliate"])
     site = f"s{between(rng, 1, 5000)}"
     at = t
-    for _ in range(between(rng, 8, 25)):
+    fewest, most = sim.variant.flood_clicks
+    shortest, longest = sim.variant.flood_gap_ms
+    for _ in range(between(rng, fewest, most)):
         user = sim.pool.on_mobile().user
         assert user is not None
         context = fragment(
@@ -85,15 +88,18 @@ def flood(sim: Simulation, t: int, partner: str, campaigns: tuple[str, ...]) -> 
             placement=placement,
             sub_ids={"sub1": site},
         )
-        at += between(rng, 50, 4_000)
+        at += between(rng, shortest, longest)
 
 
-def fraud_display(sim: Simulation, t: int, partner: str, label: str, share: float) -> None:
+def fraud_display(sim: Simulation, t: int, partner: str, label: str) -> None:
     """A publisher whose audience is partly machines: they click far more than people do."""
     rng = sim.rng
+    share = sim.variant.bot_share if label == "bot" else sim.variant.datacenter_share
     campaign = sim.world.campaigns[one_of(rng, ("northwind-display", "bluefin-display"))]
     if rng.random() < share:
-        who = bot_visitor(rng) if label == "bot" else datacenter_visitor(rng)
+        who = (
+            bot_visitor(rng, sim.variant.bot_agents) if label == "bot" else datacenter_visitor(rng)
+        )
         click_rate, mark = 0.45, label
     else:
         who, click_rate, mark = sim.pool.any(), 0.04, CLEAN
@@ -142,7 +148,7 @@ def incent(sim: Simulation, t: int, partner: str) -> None:
     campaign = sim.world.campaigns[f"{adv.key}-affiliates"]
     placement = one_of(rng, PLACEMENTS["affiliate"])
     subs = {"sub1": placement, "sub2": f"s{between(rng, 1, 40)}"}
-    if rng.random() >= 0.4:
+    if rng.random() >= sim.variant.incent_share:
         who = sim.pool.on_mobile() if adv.key == "quokka" else sim.pool.any()
         sim.click(t, campaign, partner, who, placement=placement, sub_ids=subs)
         return

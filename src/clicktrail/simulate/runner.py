@@ -54,6 +54,7 @@ def _summary(sim: Simulation, insight_rows: int) -> dict[str, Any]:
         "scenario": options.scenario,
         "description": options.spec.description,
         "seed": options.seed,
+        "variant": options.params.describe(),
         "events_requested": options.events,
         "start": iso(options.start_ms),
         "traffic_end": iso(options.end_ms),

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from clicktrail.simulate.variants import Variant
+
 DEFAULT_START = datetime(2026, 3, 1, tzinfo=UTC)
 DEFAULT_EVENTS = 100_000
 DEFAULT_DAYS = 7.0
@@ -55,8 +57,13 @@ class Options:
     start: datetime = DEFAULT_START
     days: float = DEFAULT_DAYS
     scenario: str = "default"
+    variant: int = 0
+    """0: the reference world; any other number draws every planted pattern's
+    parameters from wide ranges (see ``variants``)."""
 
     def __post_init__(self) -> None:
+        if self.variant < 0:
+            raise ValueError("--variant must be 0 or more")
         if self.events < 1:
             raise ValueError("--events must be at least 1")
         if not 0 < self.days <= 366:
@@ -78,3 +85,7 @@ class Options:
     @property
     def spec(self) -> Scenario:
         return SCENARIOS[self.scenario]
+
+    @property
+    def params(self) -> Variant:
+        return Variant.draw(self.variant)

@@ -40,6 +40,7 @@ class Simulation:
         self.start_ms = options.start_ms
         self.span_ms = options.end_ms - options.start_ms
         self.scenario = options.spec
+        self.variant = options.params
         self.world = world
         self.rng = random.Random(f"traffic:{seed}")
         ids = random.Random(f"ids:{seed}")
@@ -53,8 +54,11 @@ class Simulation:
         self.recent_clicks: deque[str] = deque(maxlen=512)
         self.lines = 0
         self.first_ts = self.last_ts = 0
-        self._delayed = self.scenario.delayed
-        self._noisy = self.scenario.delayed + self.scenario.duplicates
+        delayed, duplicates = self.variant.delayed, self.variant.duplicates
+        self._delayed = self.scenario.delayed if delayed is None else delayed
+        self._noisy = self._delayed + (
+            self.scenario.duplicates if duplicates is None else duplicates
+        )
         self.events: Counter[str] = Counter()
         self.delivery: Counter[str] = Counter()
         self._heap: list[tuple[int, int, bytes | conversions.Pending]] = []

@@ -113,7 +113,6 @@ def _machine(scenario: Scenario) -> list[Source]:
         patterns.fraud_display,
         partner="pub-botfarm",
         label="bot",
-        share=0.7,
     )
     add(
         "display:pub-cloudhost",
@@ -121,7 +120,6 @@ def _machine(scenario: Scenario) -> list[Source]:
         patterns.fraud_display,
         partner="pub-cloudhost",
         label="datacenter",
-        share=0.6,
     )
     add("incent:aff-incent", 0.015, patterns.incent, partner="aff-incent")
     add("postback:forged", 0.0015, patterns.forged_postback, partner="aff-shadow")

@@ -205,9 +205,9 @@ def pool_size(events: int) -> int:
     return max(1_000, min(50_000, events // 20))
 
 
-def bot_visitor(rng: random.Random) -> Visitor:
+def bot_visitor(rng: random.Random, agents: tuple[str, ...] = BOT_AGENTS) -> Visitor:
     """Known crawlers, headless browsers, scripts and empty agents, on residential proxies."""
-    agent = rng.choice(BOT_AGENTS)
+    agent = rng.choice(agents)
     context = fragment(
         {
             "user_id": new_user_id(rng) if rng.random() < 0.7 else None,
