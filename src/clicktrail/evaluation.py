@@ -141,6 +141,7 @@ def evaluate(directory: Path, store: Store) -> Evaluation:
         truth.add(record)
     _attribution(result, store, truth.conversions)
     _fraud(result, store, truth.click_labels, truth.conversions)
+    _partner_verdicts(result, store, truth.partners)
     _brand(result, store, truth.offenders, truth.inflation)
     _brand_kinds(result, store, truth.offenses)
     _domain_traces(result, store, truth.domains)
@@ -224,6 +225,43 @@ def _fraud(
             f"{pattern} precision",
             ratio(right, len(named)),
             f"{right:,} of {len(named):,} flagged as {pattern}" if named else "nothing flagged",
+        )
+
+
+def _partner_verdicts(result: Evaluation, store: Store, partners: dict[str, Any]) -> None:
+    """Partner-level verdicts against the partners the truth names as cheats: overall,
+    and for click flooding, which in the field only shows at partner level (CTIT shape,
+    conversion rate) once a flood is spread too thin for per-address counters."""
+    from clicktrail.processors.fraud import pattern_of
+
+    reasons: dict[str, set[str]] = {}
+    for partner, reason in store.rows(
+        f"SELECT DISTINCT partner_id, arrayJoin(reasons) FROM {store.database}.fraud_verdicts "
+        "WHERE subject_type = 'partner' AND action != 'ok'"
+    ):
+        reasons.setdefault(partner, set()).add(reason)
+    cheats = {key for key, p in partners.items() if p.get("fraud")}
+    for label, planted, judged in (
+        ("partners with planted fraud", cheats, set(reasons)),
+        (
+            "click_flooding partners",
+            {key for key in cheats if "click_flooding" in partners[key]["fraud"]},
+            {p for p, rs in reasons.items() if any(pattern_of(r) == "click_flooding" for r in rs)},
+        ),
+    ):
+        found = len(planted & judged)
+        result.add(
+            "fraud",
+            f"{label} given a verdict (recall)",
+            ratio(found, len(planted)),
+            f"{found} of {len(planted)}: {', '.join(sorted(planted - judged)) or 'none missed'}",
+        )
+        right = len(judged & planted)
+        result.add(
+            "fraud",
+            f"{label} given a verdict (precision)",
+            ratio(right, len(judged)),
+            f"{right} of {len(judged)}: {', '.join(sorted(judged - planted)) or 'no honest one'}",
         )
 
 

@@ -384,6 +384,35 @@ class FraudSettings(Section):
         description="Conversions (late-CTIT share) or judged events (fraud share) a partner "
         "needs before its share is judged: a share of a handful of events is noise",
     )
+    flood_ctit_distance: float = Field(
+        0.4,
+        gt=0,
+        le=1,
+        description="Kolmogorov-Smirnov distance from which a partner's CTITs, ranked among "
+        "the other partners' of the same action, lie above uniform: a flood's credited "
+        "conversions come hours or days after its clicks, flat, where honest ones peak "
+        "within minutes (AppsFlyer, Adjust: the CTIT distribution as a flooding signal)",
+    )
+    flood_ctit_pvalue: float = Field(
+        1e-3, gt=0, lt=1, description="p-value below which that distance is significant"
+    )
+    flood_cvr_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A flooding partner's running click-to-conversion rate is below this "
+        "fraction of the median partner's: millions of clicks, conversions only by chance",
+    )
+    flood_min_conversions: int = Field(
+        8,
+        ge=5,
+        description="Credited conversions a partner needs before its CTITs are tested: with "
+        "a low conversion rate beside it and p below flood_ctit_pvalue (a distance of about "
+        "0.7 at 8), a handful of conversions that all came late is evidence enough",
+    )
+    flood_min_clicks: int = Field(
+        50, ge=1, description="Clicks (decayed) a partner needs before its rate is compared"
+    )
     flagged_traffic: Literal["mark", "exclude"] = Field(
         "mark",
         description="How the analyst views (partner_report, funnel_daily, "

@@ -159,7 +159,12 @@ class FraudDetector:
             )
         if partner:
             self.partners.record(
-                partner, conversion.ts, flagged=flagged, ctit=ctit, conversion=not repeat
+                partner,
+                conversion.ts,
+                flagged=flagged,
+                ctit=ctit,
+                conversion=not repeat,
+                action=conversion.action,
             )
         return out
 

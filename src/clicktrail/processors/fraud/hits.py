@@ -27,6 +27,7 @@ REASONS: dict[str, tuple[float, str]] = {
     "unknown_campaign": (0.6, "unknown_id"),
     "geo_mismatch": (0.6, "geo_mismatch"),
     "device_mismatch": (0.6, "device_mismatch"),
+    "ctit_distribution": (0.9, "click_flooding"),  # partner level: see partners.py
     "late_ctit_tail": (0.6, "click_flooding"),
     "partner_anomaly": (0.4, "anomaly"),  # alone it is no suspicion: see anomaly.py
     "partner_fraud_share": (0.9, "fraud_share"),

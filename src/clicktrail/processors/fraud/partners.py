@@ -21,10 +21,13 @@ shares decay over the gap).
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from scipy.stats import kstest
 
 from clicktrail.config.registry import FraudSettings
 from clicktrail.contracts import StateStore
@@ -32,6 +35,11 @@ from clicktrail.processors.fraud.anomaly import PartnerAnomaly
 
 MAX_NETWORKS = 1000
 MAX_CTITS = 200
+SAMPLE = 300
+"""CTITs kept per partner and action across windows, for the distribution test."""
+REFERENCE = "/reference"
+"""Key of the cross-partner state (CTIT samples and conversion rates of every partner):
+no partner id contains '/' (identifiers are validated), and it has no 'open' windows."""
 LATE_SHARE_HALF_LIFE = 7 * 86_400  # a week of conversions decides the tail
 SHARE_HALF_LIFE = 86_400  # a day of events decides the fraud share: a turncoat shows fast
 RUNNING = ("late", "timed", "judged", "convicted")
@@ -52,7 +60,7 @@ class PartnerWindow:
 
 def _counts() -> dict[str, Any]:
     counts = dict.fromkeys(("events", "flagged", "clicks", "bots", "conversions"), 0)
-    return {**counts, "ips": [], "ctits": [], "late": 0.0, "timed": 0.0}
+    return {**counts, "ips": [], "ctits": [], "actions": [], "late": 0.0, "timed": 0.0}
 
 
 def _partner() -> dict[str, Any]:
@@ -81,6 +89,7 @@ class PartnerMonitor:
         bot: bool = False,
         ctit: float | None = None,
         conversion: bool = False,
+        action: str | None = None,
     ) -> None:
         """Count one judged event (or only extra ``flagged`` convictions) for a partner."""
         state = self.store.get(partner)
@@ -102,6 +111,7 @@ class PartnerMonitor:
             counts["conversions"] += 1
         if ctit is not None and ctit >= 0:
             counts["ctits"] = [*counts["ctits"], ctit][-MAX_CTITS:]
+            counts["actions"] = [*counts.get("actions", []), action or ""][-MAX_CTITS:]
             counts["timed"] += 1.0
             counts["late"] += float(ctit > self.settings.late_ctit_seconds)
         self.store[partner] = {**state, "open": {**state["open"], str(bucket): counts}}
@@ -120,10 +130,13 @@ class PartnerMonitor:
                 states[partner] = state
                 due += [(bucket, partner) for bucket in buckets]
         closed = []
+        reference = self.store.get(REFERENCE) or {"ctits": {}, "cvr": {}}
         for bucket, partner in sorted(due):
             state = states[partner]
             counts = state["open"].pop(str(bucket))
-            closed.append(self._close(partner, state, bucket, counts))
+            closed.append(self._close(partner, state, bucket, counts, reference))
+        if due:
+            self.store[REFERENCE] = reference
         for partner, state in states.items():
             last = state["closed"]
             state["closed"] = current - 1 if last is None else max(last, current - 1)
@@ -131,7 +144,12 @@ class PartnerMonitor:
         return closed
 
     def _close(
-        self, partner: str, state: dict[str, Any], bucket: int, counts: dict[str, Any]
+        self,
+        partner: str,
+        state: dict[str, Any],
+        bucket: int,
+        counts: dict[str, Any],
+        reference: dict[str, Any],
     ) -> PartnerWindow:
         """One window's verdict; the running shares decay over the windows since the
         partner's last one, then take this one's counts."""
@@ -165,5 +183,68 @@ class PartnerMonitor:
             reasons.append("late_ctit_tail")
         if self.model.is_anomalous(score):
             reasons.append("partner_anomaly")
+        state["clicked"] = state.get("clicked", 0.0) * share_decay + clicks
+        state["converted"] = state.get("converted", 0.0) * share_decay + counts["conversions"]
+        if self._flooding(partner, counts, state, reference):
+            reasons.insert(0, "ctit_distribution")
         end = datetime.fromtimestamp((bucket + 1) * self.width, tz=UTC)
         return PartnerWindow(partner, end, events, flagged, share, late, score, features, reasons)
+
+    def _flooding(
+        self,
+        partner: str,
+        counts: dict[str, Any],
+        state: dict[str, Any],
+        reference: dict[str, Any],
+    ) -> bool:
+        """Click flooding as it shows in the field, where it is spread too thin for any
+        per-address counter: the partner's conversions come long after its clicks (their
+        CTITs rank high among the other partners' of the same action — a one-sided
+        Kolmogorov-Smirnov test) while few of its clicks convert (its running
+        conversion rate is a fraction of the median partner's). Updates ``reference``
+        with this window's CTITs and rate, after testing against the others'."""
+        samples: dict[str, dict[str, list[float]]] = reference["ctits"]
+        mine: dict[str, list[float]] = state.setdefault("sample", {})
+        for action, ctit in zip(counts.get("actions", []), counts["ctits"], strict=False):
+            mine[action] = [*mine.get(action, []), ctit][-SAMPLE:]
+        flat = self._later_than_others(partner, mine, samples)
+        rates: dict[str, float] = reference["cvr"]
+        enough = self.settings.flood_min_clicks
+        rate = state["converted"] / state["clicked"] if state["clicked"] >= enough else None
+        others = sorted(r for p, r in rates.items() if p != partner)
+        low = (
+            rate is not None
+            and len(others) >= 3
+            and rate < self.settings.flood_cvr_ratio * others[len(others) // 2]
+        )
+        for action, ctits in mine.items():
+            samples.setdefault(action, {})[partner] = ctits
+        if rate is not None:
+            rates[partner] = rate
+        return flat and low
+
+    def _later_than_others(
+        self,
+        partner: str,
+        mine: dict[str, list[float]],
+        samples: dict[str, dict[str, list[float]]],
+    ) -> bool:
+        """Each of the partner's CTITs becomes its rank among the other partners' CTITs of
+        the same action (0..1), which pools actions with very different delays (add to
+        cart in minutes, purchases in hours); honest ranks are uniform, a flood's pile up
+        near 1. One-sided KS test of the ranks against the uniform distribution."""
+        ranks: list[float] = []
+        floor = 3 * self.settings.flood_min_conversions
+        for action, ctits in mine.items():
+            others = sorted(
+                c for p, cs in samples.get(action, {}).items() if p != partner for c in cs
+            )
+            if len(others) >= floor:
+                ranks += [bisect.bisect_left(others, c) / len(others) for c in ctits]
+        if len(ranks) < self.settings.flood_min_conversions:
+            return False
+        test = kstest(ranks, "uniform", alternative="less")  # "less": ranks larger than uniform
+        return bool(
+            test.statistic >= self.settings.flood_ctit_distance
+            and test.pvalue < self.settings.flood_ctit_pvalue
+        )
