@@ -13,10 +13,15 @@ import orjson
 import pytest
 
 from clicktrail.config.registry import AlertSettings, FraudSettings
-from clicktrail.contracts.records import Alert, FraudVerdict
+from clicktrail.contracts.records import Alert, BrandConflict, FraudVerdict
 from clicktrail.processors.fraud.anomaly import PartnerAnomaly
 from clicktrail.processors.fraud.partners import PartnerMonitor, PartnerWindow
-from clicktrail.sinks.alerts import AlertDispatcher, AlertMessage, alert_messages
+from clicktrail.sinks.alerts import (
+    AlertDispatcher,
+    AlertMessage,
+    alert_messages,
+    conflict_message,
+)
 from clicktrail.sinks.alerts.routing import Decision
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -134,6 +139,45 @@ class TestVerdictChanges:
         }
         assert Alerting(state, settings()).changes([window(1, "warning"), window(2, None)]) == [
             ("fraud_share", "resolved", "warning")
+        ]
+
+
+def conflict(keyword: str, hours: int, severity: str) -> BrandConflict:
+    return BrandConflict.model_validate(
+        {
+            "conflict_id": f"c-{keyword.replace(' ', '-')}",
+            "brand_id": "acme",
+            "offender_kind": "partner",
+            "offender_id": "p9",
+            "signal": "term",
+            "keywords": [keyword],
+            "first_seen": T0,
+            "last_seen": T0 + hours * HOUR,
+            "impressions": 40,
+            "severity": severity,
+        }
+    )
+
+
+class TestBrandConflicts:
+    def test_once_per_brand_and_offender_unless_it_escalates(self) -> None:
+        """A new keyword of a known bidder is not news; its conflict turning critical is,
+        even when that conflict's last sighting is older than the other keyword's."""
+        dispatcher = Alerting({}, settings()).dispatcher
+        stream = [
+            conflict("acme shoes", 2, "warning"),
+            conflict("acme boots", 1, "warning"),
+            conflict("acme shoes", 3, "warning"),
+            conflict("acme boots", 1, "critical"),
+            conflict("acme socks", 4, "critical"),
+        ]
+        decided = [dispatcher.decide(conflict_message(c)) for c in stream]
+        assert [d.change or d.reason for d in decided] == [
+            "new",
+            "stale",
+            "unchanged",
+            "escalated",
+            "unchanged",
         ]
 
 

@@ -50,6 +50,10 @@ def _quiet(reason: str) -> Decision:
     return Decision((), True, reason)
 
 
+def _above(severity: Severity | str, announced: Severity | str) -> bool:
+    return SEVERITY_RANK[Severity(severity)] > SEVERITY_RANK[Severity(announced)]
+
+
 class AlertRouter:
     """Routes by kind, brand and minimum severity; announces only verdict changes.
 
@@ -97,12 +101,20 @@ class AlertRouter:
     ) -> Decision:
         """Compare an observation of ``dedup_key`` at event time ``now`` (flagged at
         ``severity``, or ``clear``) with what was announced, record it, and say whether
-        and where it is news. An observation older than the key's latest is stale."""
+        and where it is news. An observation older than the key's latest is stale, unless
+        it raises an open verdict (a brand key gathers conflicts of several keywords, each
+        with its own last sighting: one seen earlier may still be the critical one)."""
         previous = self._previous(dedup_key)
+        latest = now
         if previous is not None and now < datetime.fromisoformat(previous["at"]):
-            return _quiet("stale")
+            announced = previous["severity"]
+            raises = not clear and announced is not None and _above(severity, announced)
+            if not raises:
+                return _quiet("stale")
+            latest = datetime.fromisoformat(previous["at"])
         entry: dict[str, Any] = previous or {"severity": None, "resolved_at": None}
-        entry = {**entry, "kind": kind, "brand": brand, "open": not clear, "at": now.isoformat()}
+        entry = {**entry, "kind": kind, "brand": brand, "at": latest.isoformat()}
+        entry["open"] = not clear if latest == now else entry["open"]
         announced = entry["severity"]
         if clear:
             if previous is None:
@@ -113,7 +125,7 @@ class AlertRouter:
             change, severity = "resolved", Severity(announced)
             entry |= {"severity": None, "resolved_at": now.isoformat()}
         elif announced is not None:
-            if SEVERITY_RANK[Severity(severity)] <= SEVERITY_RANK[Severity(announced)]:
+            if not _above(severity, announced):
                 self.state[dedup_key] = entry
                 return _quiet("unchanged")
             change = "escalated"
