@@ -161,8 +161,9 @@ class Alert(Contract):
     destination: ShortText
     severity: Severity
     status: Literal["sent", "failed", "retrying", "suppressed", "digested"] = Field(
-        description="suppressed: not delivered (no longer written: an unchanged verdict "
-        "is not an alert); digested: held for the destination's daily digest"
+        description="digested: held for the destination's daily digest; suppressed: a "
+        "repeat within the cool-down, only in rows written before alerts announced "
+        "verdict changes alone"
     )
     attempt: int = Field(1, ge=1)
     error: Diagnostic | None = None
