@@ -116,7 +116,7 @@ class TestVerdictChanges:
         assert [c[1] for c in alerting.changes([window(h, s) for h, s in enumerate(run)])] == [
             "new",
             "resolved",
-            "new",  # hour 4: still flagged once the cool-down after hour 1's resolution is over
+            "new",  # hour 5: still flagged once the cool-down after hour 1's resolution is over
         ]
 
     def test_restart_on_the_same_state_does_not_realert(self) -> None:

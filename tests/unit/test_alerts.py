@@ -115,9 +115,9 @@ class TestRouter:
         assert decide(599).reason == decide(6000).reason == "unchanged"
         assert decide(6000).suppressed and not decide(6001).deliveries
         assert decide(6100, clear=True).change == "resolved"
-        repeat = decide(6699)
+        repeat = decide(6700)
         assert repeat.suppressed and repeat.reason == "cooldown"
-        assert decide(6700).change == "new"
+        assert decide(6701).change == "new"
         assert orjson.loads(orjson.dumps(state)) == state  # JSON-safe for a Faust table
 
     def test_escalation_realerts_inside_cooldown(self) -> None:

@@ -441,8 +441,9 @@ class AlertSettings(Section):
         3600,
         ge=0,
         description="Event-time seconds a resolved verdict stays quiet: flagged again "
-        "within this time after its resolved alert, it is reopened without a new alert "
-        "(a partner hovering at a threshold would otherwise alert every window)",
+        "no later than this after its resolved alert, it is reopened without a new alert, "
+        "announced as new only if still flagged after that (a partner hovering at a "
+        "threshold would otherwise alert every other window)",
     )
     destinations: dict[Key, Destination] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)

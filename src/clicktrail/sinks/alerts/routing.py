@@ -57,8 +57,9 @@ def _above(severity: Severity | str, announced: Severity | str) -> bool:
 class AlertRouter:
     """Routes by kind, brand and minimum severity; announces only verdict changes.
 
-    ``cooldown_seconds`` damps a verdict hovering at its threshold: flagged again within
-    that much event time after its resolved alert, the key reopens silently, and is
+    ``cooldown_seconds`` damps a verdict hovering at its threshold: flagged again no later
+    than that much event time after its resolved alert (with hourly partner windows and
+    the default hour: in the very next window), the key reopens silently, and is
     announced as new only if it is still flagged once the cool-down is over.
     """
 
@@ -131,7 +132,10 @@ class AlertRouter:
             change = "escalated"
         else:
             resolved = entry["resolved_at"]
-            if resolved is not None and now - datetime.fromisoformat(resolved) < self.cooldown:
+            quiet_until = (
+                None if resolved is None else datetime.fromisoformat(resolved) + self.cooldown
+            )
+            if quiet_until is not None and now <= quiet_until:
                 self.state[dedup_key] = entry
                 return _quiet("cooldown")
             change = "new"
