@@ -200,7 +200,7 @@ def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_store
             {**one, "conversion_id": "v2", "src_offset": 3, "fraud_action": "ok"},
         ]  # fmt: skip
         store.insert("attributed_conversions", [tuple(r.values()) for r in rows], list(rows[0]))
-        assert [r.split("_")[0] for r in migrate(store).applied] == ["007", "008", "009"]
+        assert [r.split("_")[0] for r in migrate(store).applied] == ["007", "008", "009", "010"]
         migrate(store)
         rollup = store.rows(
             "SELECT sum(conversions), sum(approved), toFloat64(sum(payout)), "
