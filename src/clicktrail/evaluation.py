@@ -303,15 +303,15 @@ def _brand(
         sum(errors) / len(errors) if errors else None,
         f"estimated for {len(errors)} of {len(true_found)} offenders (truth: relative CPC raise)",
     )
-    sent, suppressed = store.rows(
-        f"SELECT uniqExactIf(alert_id, status = 'sent'), countIf(status = 'suppressed') "
+    sent, pairs = store.rows(
+        f"SELECT uniqExactIf(alert_id, status = 'sent'), uniqExactIf(dedup_key, status = 'sent') "
         f"FROM {db}.alerts WHERE kind = 'brand_conflict'"
     )[0]
     result.add(
         "brand conflict",
         "alerts delivered",
         float(sent),
-        f"{suppressed:,} repeats suppressed (cooldown)",
+        f"to {pairs:,} (brand, offender) keys: new or escalated conflicts only",
     )
 
 

@@ -211,15 +211,17 @@ def _event_times(path: Path, wanted: set[str]) -> dict[str, tuple[int, str | Non
     return found
 
 
-def _sent(store: Store, kind: str) -> list[dict[str, Any]]:
-    """Bodies of the alerts of a kind that were sent, once per alert (not per destination)."""
-    return [
+def _sent(store: Store, kind: str, *, resolved: bool = False) -> list[dict[str, Any]]:
+    """Bodies of the alerts of a kind that were sent, once per alert (not per destination);
+    without the ``resolved`` ones unless asked: an all-clear alerts nobody to a cheater."""
+    bodies = [
         orjson.loads(payload)
         for (payload,) in store.rows(
             f"SELECT any(payload) FROM {store.database}.alerts "
             f"WHERE kind = '{kind}' AND status = 'sent' GROUP BY alert_id"
         )
     ]
+    return [b for b in bodies if resolved or b.get("change") != "resolved"]
 
 
 def _minutes(ms: float) -> float:
@@ -360,6 +362,15 @@ def _fraud_alert_timing(
         "fraud_share: clean partners alerted (false alerts)",
         float(len(false)),
         ", ".join(false) or "none",
+    )
+    changes = Counter(str(b.get("change")) for b in _sent(store, "fraud_share", resolved=True))
+    partners = len({b["evidence"]["partner"] for b in _sent(store, "fraud_share", resolved=True)})
+    result.add(
+        ALERTS,
+        "fraud_share: alerts sent",
+        float(sum(changes.values())),
+        f"to {partners} partners; "
+        + (", ".join(f"{n} {change}" for change, n in sorted(changes.items())) or "none"),
     )
 
 

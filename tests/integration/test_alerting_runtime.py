@@ -50,7 +50,7 @@ def test_planted_bidder_alerts_once_per_severity_signed_with_evidence(
     assert all(verify_signature(scenario.SECRET, hit.headers, hit.body) for hit in hits)
     # one alert on reaching warning, one on the escalation; the updates between are deduplicated
     assert [b["severity"] for b in bodies] == ["warning", "critical"]
-    key = f"northwind|aff-jack|{scenario.KEYWORD}"
+    key = "northwind|aff-jack"  # one key per brand and offender
     assert {b["dedup_key"] for b in bodies} == {key}
     critical = bodies[-1]["evidence"]
     assert critical["offender"] == "aff-jack" and critical["head_to_head"] is True
@@ -119,3 +119,32 @@ def test_a_rerun_of_the_same_input_alerts_again_but_stores_each_attempt_once(
     assert len(receiver.hits("/ok")) == 4  # a fresh process has no dedup memory: at least once
     ids = store.rows(f"SELECT alert_id, count() FROM {store.database}.alerts GROUP BY alert_id")
     assert ids and all(count == 1 for _, count in ids)
+
+
+def test_a_digest_route_sends_the_day_as_one_message_at_the_end_of_a_replay(
+    store: Store, receiver: Receiver
+) -> None:
+    """Held changes are stored as ``digested``; the replay's last day goes out at its end."""
+    alerts = scenario.webhook_alerts(hook=receiver.base_url + "/ok")
+    alerts["routes"][0]["mode"] = "daily_digest"
+    registry = parse_registry(scenario.registry(alerts))
+    runtime = EmbeddedRuntime(registry, store, alerts=AlertService(registry.alerts, policy=FAST))
+    runtime.bus.begin_source("replay:brand")
+    feed(runtime)
+    runtime.close(end_of_input=True)
+
+    [hit] = receiver.hits("/ok")
+    body = orjson.loads(hit.body)
+    assert verify_signature(scenario.SECRET, hit.headers, hit.body)
+    assert body["kind"] == "digest"
+    changes = [(c["change"], c["severity"]) for c in body["evidence"]["changes"]]
+    assert changes == [("new", "warning"), ("escalated", "critical")]
+    assert [v["key"] for v in body["evidence"]["open"]] == ["northwind|aff-jack"]
+    rows = sorted(
+        store.rows(f"SELECT kind, status FROM {store.database}.alerts WHERE destination = 'hook'")
+    )
+    assert rows == [
+        ("brand_conflict", "digested"),
+        ("brand_conflict", "digested"),
+        ("digest", "sent"),
+    ]

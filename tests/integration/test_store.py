@@ -204,7 +204,7 @@ def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_store
         ]  # fmt: skip
         store.insert("attributed_conversions", [tuple(r.values()) for r in rows], list(rows[0]))
         applied = [r.split("_")[0] for r in migrate(store).applied]
-        assert applied == ["007", "008", "009", "010"]
+        assert applied == ["007", "008", "009", "010", "011"]
         migrate(store)
         rollup = store.rows(
             "SELECT sum(conversions), sum(approved), toFloat64(sum(payout)), "

@@ -98,18 +98,26 @@ class TestRouter:
         with pytest.raises(ValueError, match="nowhere"):
             AlertRouter(bad)
 
-    def test_cooldown_suppresses_repeats_then_expires(self) -> None:
+    def test_repeats_stay_quiet_until_resolved_and_the_cooldown_passes(self) -> None:
+        """An unchanged verdict is never repeated, however long it lasts (it used to be
+        repeated after each cool-down); the cool-down now keeps a key quiet after its
+        resolution, so a verdict hovering at its threshold does not alert every window."""
         state: dict[str, object] = {}
         router = AlertRouter(settings(cooldown=600), state)
 
-        def decide(seconds: int) -> Decision:
+        def decide(seconds: int, clear: bool = False) -> Decision:
             at = T0 + timedelta(seconds=seconds)
-            return router.decide("brand_conflict", "acme|p9|x", Severity.warning, "acme", at)
+            return router.decide(
+                "brand_conflict", "acme|p9", Severity.warning, "acme", at, clear=clear
+            )
 
         assert decide(0).reason == "new"
-        repeat = decide(599)
+        assert decide(599).reason == decide(6000).reason == "unchanged"
+        assert decide(6000).suppressed and not decide(6001).deliveries
+        assert decide(6100, clear=True).change == "resolved"
+        repeat = decide(6700)
         assert repeat.suppressed and repeat.reason == "cooldown"
-        assert not decide(600).suppressed
+        assert decide(6701).change == "new"
         assert orjson.loads(orjson.dumps(state)) == state  # JSON-safe for a Faust table
 
     def test_escalation_realerts_inside_cooldown(self) -> None:
@@ -136,7 +144,7 @@ class TestPayloads:
         message = conflict_message(conflict())
         body = orjson.loads(json_body(message))
         assert body["kind"] == "brand_conflict"
-        assert body["dedup_key"] == "acme|p9|acme shoes"
+        assert body["dedup_key"] == "acme|p9"  # one key per brand and offender (was per keyword)
         assert body["severity"] == "warning"
         evidence = body["evidence"]
         assert evidence["brand"] == "acme" and evidence["offender"] == "p9"

@@ -255,6 +255,20 @@ class TestPartnerSignals:
         assert flagged == {"p-bad"}
         assert "partner_fraud_share" in traffic.partner_verdicts[-1].reasons
 
+    def test_the_window_ending_a_flagged_run_gives_one_clean_verdict(
+        self, traffic: Traffic
+    ) -> None:
+        """The alerting resolves a partner's verdict on it: ``ok`` without reasons, once."""
+        for i in range(30):
+            traffic.click(60 + i * 60, "p-bad", user_agent="HeadlessChrome")
+        for i in range(20 * 12):
+            traffic.click(3600 + i * 180, "p-bad")
+        traffic.keep(traffic.detector.close_windows(T0 + timedelta(hours=14)))
+        runs = [(v.action != "ok", v.reasons) for v in traffic.partner_verdicts]
+        flagged = [reasons for bad, reasons in runs if bad]
+        assert flagged and runs[: len(flagged)] == [(True, r) for r in flagged]
+        assert runs[len(flagged) :] == [(False, [])]
+
     def test_a_partner_turning_bad_is_flagged_in_its_first_bad_window(
         self, traffic: Traffic
     ) -> None:

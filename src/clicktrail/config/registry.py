@@ -442,14 +442,38 @@ class Destination(Section):
 
 
 class Route(Section):
+    """Which alerts reach which destinations, and whether at once or once a day.
+
+    ``daily_digest`` is for people who want the picture rather than the page: the verdict
+    changes of one event-time day are held in the alert state and sent as one message
+    when the stream passes midnight (UTC), with the verdicts still open at that point.
+    """
+
     kinds: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS))
     brands: list[Key] = Field(default_factory=list, description="Empty: every brand")
     min_severity: Severity = Severity.warning
     destinations: list[Key] = Field(min_length=1)
+    mode: Literal["immediate", "daily_digest"] = Field(
+        "immediate",
+        description="immediate: each verdict change (new, escalated, resolved) is delivered "
+        "when it is decided; daily_digest: one message per event-time day (UTC) per "
+        "destination, listing that day's changes and the verdicts open at its end",
+    )
 
 
 class AlertSettings(Section):
-    cooldown_seconds: float = Field(3600, ge=0)
+    """Alerts announce verdict changes, not verdicts: a partner or offender is reported
+    when first flagged, again when its severity rises, and once when it is clean again;
+    the windows in between that repeat the same verdict are not news."""
+
+    cooldown_seconds: float = Field(
+        3600,
+        ge=0,
+        description="Event-time seconds a resolved verdict stays quiet: flagged again "
+        "no later than this after its resolved alert, it is reopened without a new alert, "
+        "announced as new only if still flagged after that (a partner hovering at a "
+        "threshold would otherwise alert every other window)",
+    )
     destinations: dict[Key, Destination] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
 

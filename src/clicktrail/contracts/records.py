@@ -155,12 +155,16 @@ class Alert(Contract):
     type: Literal["alert"] = "alert"
     alert_id: Id
     ts: EventTime
-    kind: Literal["brand_conflict", "fraud_share", "anomaly"]
+    kind: Literal["brand_conflict", "fraud_share", "anomaly", "digest"]
     dedup_key: ShortText
     route: ShortText
     destination: ShortText
     severity: Severity
-    status: Literal["sent", "failed", "retrying", "suppressed"]
+    status: Literal["sent", "failed", "retrying", "suppressed", "digested"] = Field(
+        description="digested: held for the destination's daily digest; suppressed: a "
+        "repeat within the cool-down, only in rows written before alerts announced "
+        "verdict changes alone"
+    )
     attempt: int = Field(1, ge=1)
     error: Diagnostic | None = None
     payload: str = Field(description="The JSON body that was (or would have been) sent")

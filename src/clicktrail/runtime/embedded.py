@@ -193,5 +193,6 @@ class EmbeddedRuntime:
             self._forward(self.pipeline.drain(), src, offset + 1)
             self._store(self.pipeline.partner_verdicts(), src, offset + 1)
             self._store(self.pipeline.report_models(), src, offset + 1)
+            self.alerts.final_digests()
         self.alerts.close()
         self.flush(checkpoint=True)

@@ -187,6 +187,7 @@ class FaustRuntime:
         self.dead_topic = self._raw_topic(DEAD_LETTERS)
         self._flushing = asyncio.Lock()
         self._brand_batches = self._brand_batches_seen = 0
+        self._alert_keys_located = False
         self.app.agent(self.events_topic, name="event-stage")(self._event_stage)
         self.app.agent(self.touches_topic, name="user-stage")(self._user_stage)
         self.app.agent(self.brand_topic, name="brand-stage")(self._brand_stage)
@@ -379,6 +380,9 @@ class FaustRuntime:
     def _store_rows(self, records: Sequence[BaseModel], src: str, offset: int) -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
         self.sink.add_all(records, src, offset)
+        if not self._alert_keys_located:  # tables are recovered before the first batch
+            self._alert_keys_located = True
+            self._states[ALERT_STATE].locate()
         self.alerts.observe(records)
 
     async def _forward(self, records: Sequence[Forwarded]) -> None:

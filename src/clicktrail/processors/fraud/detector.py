@@ -204,12 +204,14 @@ class FraudDetector:
         return out, newly
 
     def close_windows(self, watermark: datetime) -> list[FraudVerdict]:
-        """Partner windows that ended before the watermark (run with the stage's tick)."""
+        """Partner windows that ended before the watermark (run with the stage's tick): a
+        verdict for each window with reasons, and a clean one (``ok``, no reasons) for a
+        window that ends a flagged run, so the alerting can resolve what it announced."""
         out = []
         for window in self.partners.close_until(watermark):
             if self.on_window is not None:
                 self.on_window(window)
-            if window.reasons:
+            if window.reasons or window.cleared:
                 out.append(
                     self.combine(
                         "partner",

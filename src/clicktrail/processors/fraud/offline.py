@@ -156,7 +156,7 @@ def evaluate(directory: str | Path) -> FraudReport:
     }
     partners: dict[str, Counter[str]] = {}
     for verdict in verdicts.values():
-        if verdict.subject_type == "partner":
+        if verdict.subject_type == "partner" and verdict.reasons:
             partners.setdefault(verdict.subject_id, Counter()).update(verdict.reasons)
     status_updates = sum(1 for k in flagged if k not in labels and k[0] == "conversion")
     return FraudReport(

@@ -16,7 +16,8 @@ River anomaly score. The fraud share is also judged on the window alone (above
 record is flagged within the hour instead of when its running share catches up. An
 event later than the watermark (its window already closed) joins the partner's first
 open window; a partner with no events in a window has nothing to close (its running
-shares decay over the gap).
+shares decay over the gap). A window that closes clean right after one with reasons is
+marked ``cleared``: the verdict it ends is resolved (the alerting says so once).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class PartnerWindow:
     anomaly: float | None
     features: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    cleared: bool = False  # no reasons, and the partner's previous window had some
 
 
 def _counts() -> dict[str, Any]:
@@ -188,7 +190,11 @@ class PartnerMonitor:
         if self._flooding(partner, counts, state, reference):
             reasons.insert(0, "ctit_distribution")
         end = datetime.fromtimestamp((bucket + 1) * self.width, tz=UTC)
-        return PartnerWindow(partner, end, events, flagged, share, late, score, features, reasons)
+        cleared = bool(state.get("flagged")) and not reasons
+        state["flagged"] = bool(reasons)
+        return PartnerWindow(
+            partner, end, events, flagged, share, late, score, features, reasons, cleared
+        )
 
     def _flooding(
         self,

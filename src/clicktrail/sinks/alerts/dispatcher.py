@@ -20,7 +20,8 @@ from clicktrail.config.registry import AlertSettings
 from clicktrail.contracts import StateStore
 from clicktrail.contracts.records import Alert
 from clicktrail.sinks.alerts.destinations import DeliveryError, Destination, build_destinations
-from clicktrail.sinks.alerts.payloads import AlertMessage
+from clicktrail.sinks.alerts.digest import DailyDigest
+from clicktrail.sinks.alerts.payloads import AlertMessage, announced
 from clicktrail.sinks.alerts.routing import AlertRouter, Decision, Delivery
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -78,6 +79,7 @@ class AlertDispatcher:
         if missing:
             raise ValueError(f"no destination built for {sorted(missing)}")
         self._slots = asyncio.Semaphore(self.concurrency)
+        self.digest = DailyDigest(self.router)
         self._last: dict[tuple[str, str], asyncio.Task[Any]] = {}
 
     @classmethod
@@ -97,7 +99,7 @@ class AlertDispatcher:
 
     def add(self, message: AlertMessage) -> None:
         """Decide now (in order, so repeats are recognised), deliver at ``flush``."""
-        self.pending.append((message, self.decide(message)))
+        self.pending.extend(self.decide_all(message))
 
     async def flush(self) -> list[Alert]:
         """Deliver everything added so far; the batch is cleared even if delivery raises."""
@@ -106,17 +108,52 @@ class AlertDispatcher:
         return [alert for records in results for alert in records]
 
     async def dispatch(self, message: AlertMessage) -> list[Alert]:
-        return await self.deliver(message, self.decide(message))
+        results = [await self.deliver(m, d) for m, d in self.decide_all(message)]
+        return [alert for records in results for alert in records]
 
     def decide(self, message: AlertMessage) -> Decision:
-        """Route and deduplicate at the alert's event time, so a replay or a restarted
-        worker decides exactly as the first run did."""
+        """Route and compare with what was announced at the alert's event time, so a
+        replay or a restarted worker decides exactly as the first run did."""
+        if message.kind == "digest":
+            raise ValueError("digests are made by the dispatcher, not decided")
         return self.router.decide(
-            message.kind, message.dedup_key, message.severity, message.brand, message.ts
+            message.kind,
+            message.dedup_key,
+            message.severity,
+            message.brand,
+            message.ts,
+            clear=message.clear,
         )
 
+    def decide_all(self, message: AlertMessage) -> list[tuple[AlertMessage, Decision]]:
+        """The digests of the days before the message's, then the message itself (as
+        announced, its change held for the digests of the routes that collect it)."""
+        out = self.digest.due(message.ts)
+        decision = self.decide(message)
+        message = announced(message, decision.change, decision.severity)
+        if decision.digests:
+            self.digest.add(message, decision.digests)
+        return [*out, (message, decision)]
+
+    def final_digests(self) -> list[tuple[AlertMessage, Decision]]:
+        """At the end of the input: every digest still collecting, though its day is open."""
+        return self.digest.due(None)
+
     async def deliver(self, message: AlertMessage, decision: Decision) -> list[Alert]:
-        """Every destination of a decision, each with its own retries; one record per attempt."""
+        """Every destination of a decision, each with its own retries; one record per attempt.
+        A change held for a digest is recorded as ``digested`` for the digest's destination."""
+        message = announced(message, decision.change, decision.severity)
+        held = [
+            self._record(
+                message,
+                d,
+                status="digested",
+                attempt=1,
+                error=None,
+                body=self.destinations[d.destination].render(message),
+            )
+            for d in decision.digests
+        ]
         if decision.suppressed:
             return [
                 self._record(
@@ -130,7 +167,7 @@ class AlertDispatcher:
                 for d in decision.deliveries
             ]
         results = await asyncio.gather(*(self._deliver(message, d) for d in decision.deliveries))
-        return [alert for records in results for alert in records]
+        return held + [alert for records in results for alert in records]
 
     async def _deliver(self, message: AlertMessage, delivery: Delivery) -> list[Alert]:
         """After the previous alert of the same key to the same destination, so a receiver

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
@@ -22,18 +22,43 @@ SEVERITY_ICON = {Severity.info: ":information_source:", Severity.warning: ":warn
                  Severity.critical: ":rotating_light:"}  # fmt: skip
 
 
+MessageKind = AlertKind | Literal["digest"]
+
+
 @dataclass(frozen=True)
 class AlertMessage:
-    """What to say, independent of where it goes; ``alert_id`` is the same on every attempt."""
+    """What to say, independent of where it goes; ``alert_id`` is the same on every attempt.
+
+    A message is an observation of its key until the router decides: ``clear`` when the
+    key was seen clean (it resolves an open verdict); ``change`` (new, escalated,
+    resolved) once it is news, set by :func:`announced`.
+    """
 
     alert_id: str
-    kind: AlertKind
+    kind: MessageKind
     dedup_key: str
     severity: Severity
     brand: str | None
     ts: datetime
     title: str
     evidence: dict[str, Any]
+    clear: bool = False
+    change: str | None = None
+
+
+def announced(
+    message: AlertMessage, change: str | None, severity: Severity | None = None
+) -> AlertMessage:
+    """The message as delivered: its change named in the title and the body, at the
+    severity of the change (a resolution is told at the severity of what it resolves)."""
+    if change is None or message.change == change:
+        return message
+    return replace(
+        message,
+        change=change,
+        severity=severity or message.severity,
+        title=f"{change.capitalize()}: {message.title}",
+    )
 
 
 def _alert_id(*parts: str) -> str:
@@ -41,8 +66,9 @@ def _alert_id(*parts: str) -> str:
 
 
 def conflict_key(conflict: BrandConflict) -> str:
-    keywords = ",".join(sorted(conflict.keywords)) or "-"
-    return f"{conflict.brand_id}|{conflict.offender_id}|{keywords}"
+    """One key per brand and offender: a new keyword of a known offender is not news,
+    a higher severity is."""
+    return f"{conflict.brand_id}|{conflict.offender_id}"
 
 
 def conflict_message(conflict: BrandConflict) -> AlertMessage:
@@ -83,21 +109,25 @@ def partner_message(
     verdict: FraudVerdict,
     severity: Severity = Severity.warning,
     kind: AlertKind = "fraud_share",
+    *,
+    clear: bool = False,
 ) -> AlertMessage:
-    """A partner-level verdict (fraud share or anomaly); dedup is per kind and partner."""
+    """A partner-level verdict (fraud share or anomaly); dedup is per kind and partner.
+    ``clear``: the verdict's window shows no ``kind`` for the partner."""
     if verdict.subject_type != "partner":
         raise ValueError("partner alerts need a verdict whose subject_type is 'partner'")
     partner = verdict.partner_id or verdict.subject_id
     key = f"{kind}|{partner}"
+    what = f"{kind.replace('_', ' ').capitalize()} for partner {partner}"
+    state = "clear" if clear else str(severity)
     return AlertMessage(
-        alert_id=_alert_id(kind, key, str(severity), verdict.verdict_id, verdict.ts.isoformat()),
+        alert_id=_alert_id(kind, key, state, verdict.verdict_id, verdict.ts.isoformat()),
         kind=kind,
         dedup_key=key,
         severity=Severity(severity),
         brand=None,
         ts=verdict.ts,
-        title=f"{kind.replace('_', ' ').capitalize()} for partner {partner}: "
-        f"score {verdict.score:.2f}",
+        title=f"{what}: window clean" if clear else f"{what}: score {verdict.score:.2f}",
         evidence={
             "partner": partner,
             "campaign": verdict.campaign_id,
@@ -107,6 +137,7 @@ def partner_message(
             "verdict_id": verdict.verdict_id,
             "rule_version": verdict.rule_version,
         },
+        clear=clear,
     )
 
 
@@ -114,18 +145,31 @@ SHARE_REASONS = frozenset({"partner_fraud_share", "late_ctit_tail"})
 PARTNER_SEVERITY = {"reject": Severity.critical, "suspicious": Severity.warning}
 
 
+PARTNER_KINDS: tuple[AlertKind, ...] = ("fraud_share", "anomaly")
+
+
+def partner_kind(verdict: FraudVerdict) -> AlertKind | None:
+    """A fraud share or a late-CTIT tail is ``fraud_share``, an anomaly score alone is
+    ``anomaly``; a verdict with neither (a window closed clean) flags no kind."""
+    if SHARE_REASONS & set(verdict.reasons):
+        return "fraud_share"
+    return "anomaly" if "partner_anomaly" in verdict.reasons else None
+
+
 def alert_messages(records: Iterable[BaseModel]) -> list[AlertMessage]:
-    """The records a pipeline stage produced that someone should hear about: brand
-    conflicts, and partner verdicts (a fraud share or a late-CTIT tail is ``fraud_share``,
-    an anomaly score alone is ``anomaly``; a partner judged ``ok`` is only ``info``)."""
+    """Observations for the router from the records a pipeline stage produced: brand
+    conflicts, and partner verdicts. A partner verdict states the partner's whole window,
+    so it flags its kind (a partner judged ``ok`` is only ``info``) and clears the other
+    partner kind; a verdict without reasons clears both."""
     out = []
     for record in records:
         if isinstance(record, BrandConflict):
             out.append(conflict_message(record))
         elif isinstance(record, FraudVerdict) and record.subject_type == "partner":
-            kind: AlertKind = "fraud_share" if SHARE_REASONS & set(record.reasons) else "anomaly"
+            flagged = partner_kind(record)
             severity = PARTNER_SEVERITY.get(str(record.action), Severity.info)
-            out.append(partner_message(record, severity, kind))
+            for kind in PARTNER_KINDS:
+                out.append(partner_message(record, severity, kind, clear=kind != flagged))
     return out
 
 
@@ -135,6 +179,7 @@ def json_body(message: AlertMessage) -> bytes:
         {
             "alert_id": message.alert_id,
             "kind": message.kind,
+            "change": message.change,
             "dedup_key": message.dedup_key,
             "severity": str(message.severity),
             "ts": message.ts.isoformat(),

@@ -27,7 +27,8 @@ from clicktrail.config.registry import AlertSettings
 from clicktrail.contracts import StateStore
 from clicktrail.contracts.records import Alert
 from clicktrail.sinks.alerts.dispatcher import AlertDispatcher, RetryPolicy
-from clicktrail.sinks.alerts.payloads import alert_messages
+from clicktrail.sinks.alerts.payloads import AlertMessage, alert_messages
+from clicktrail.sinks.alerts.routing import Decision
 
 log = structlog.get_logger(__name__)
 
@@ -74,8 +75,20 @@ class AlertService:
             return 0
         started = 0
         for message in alert_messages(records):
-            decision = self.dispatcher.decide(message)
-            if not decision.deliveries:
+            started += self._start(self.dispatcher.decide_all(message))
+        return started
+
+    def final_digests(self) -> int:
+        """End of input (a replay): send the digests still collecting. Returns how many
+        deliveries started."""
+        if not self.enabled or self._closed:
+            return 0
+        return self._start(self.dispatcher.final_digests())
+
+    def _start(self, decided: list[tuple[AlertMessage, Decision]]) -> int:
+        started = 0
+        for message, decision in decided:
+            if not (decision.deliveries or decision.digests):
                 continue
             future = asyncio.run_coroutine_threadsafe(
                 self.dispatcher.deliver(message, decision), self._running_loop()
