@@ -51,6 +51,7 @@ from clicktrail.contracts import (
 )
 from clicktrail.processors.models import dumps
 from clicktrail.runtime.checkpoints import ModelCheckpoint
+from clicktrail.runtime.faust_rocksdb import use_for_rocksdb_urls
 from clicktrail.runtime.faust_state import FaustState
 from clicktrail.runtime.pipeline import (
     BRAND_STAGE_STATE,
@@ -102,7 +103,8 @@ an orphan on a timer is kept in the partition it waited in."""
 
 def default_table_store() -> str:
     """RocksDB (via rocksdict) keeps tables on local disk across restarts; else memory,
-    which rebuilds from the changelog topics on start."""
+    which rebuilds from the changelog topics on start. ``rocksdb://`` is served by
+    :mod:`clicktrail.runtime.faust_rocksdb`."""
     try:
         import rocksdict  # noqa: F401
     except ImportError:
@@ -146,6 +148,7 @@ class FaustRuntime:
         self.settings = settings
         self.sink = sink
         publish_report_settings(registry, sink.store)
+        use_for_rocksdb_urls()  # rebalances short enough to keep the group membership
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",
