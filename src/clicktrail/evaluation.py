@@ -49,13 +49,7 @@ class Evaluation:
             else:
                 shown = f"{row.value:.4f}"
             cells.append([row.section, row.what, shown, row.detail])
-        widths = [max(len(r[i]) for r in cells) for i in range(4)]
-        lines = [
-            "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-            for r in cells
-        ]
-        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        return "\n".join(lines)
+        return markdown_table(cells)
 
     def as_json(self) -> str:
         return json.dumps(
@@ -66,6 +60,16 @@ class Evaluation:
             },
             indent=2,
         )
+
+
+def markdown_table(cells: list[list[str]]) -> str:
+    """Rows of cells (the first is the header) as a Markdown table, columns padded."""
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
 
 
 def _truth(path: Path) -> Iterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clicktrail.evaluation import Evaluation, evaluate, replay_scenario
+from clicktrail.evaluation import Evaluation, evaluate, markdown_table, replay_scenario
 from clicktrail.sinks.store import Store, StoreError
 
 SECTIONS = ("attribution", "fraud", "brand conflict", "per-action model")
@@ -106,13 +106,7 @@ class Matrix:
                     "" if goal is None else f"{goal[0]} {goal[1]:g}: {'met' if met else 'MISSED'}",
                 ]
             )
-        widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-        lines = [
-            "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-            for r in cells
-        ]
-        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        return "\n".join(lines)
+        return markdown_table(cells)
 
     def as_json(self) -> str:
         return json.dumps(
