@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from clicktrail.sinks.store import Store
+from clicktrail.sinks.store import Store, StoreError
 
 
 @dataclass
@@ -369,6 +369,15 @@ def _domain_traces(result: Evaluation, store: Store, domains: set[tuple[str, str
         if traced
         else "no domain conflicts reported",
     )
+
+
+def stored_clicks(store: Store) -> int:
+    """Clicks the store holds (0 when its tables do not exist yet): a replayed run is
+    scored as it is rather than replayed twice."""
+    try:
+        return int(store.rows(f"SELECT count() FROM {store.database}.clicks")[0][0])
+    except StoreError:
+        return 0
 
 
 def replay_scenario(directory: Path, store: Store, progress: Callable[[str], None]) -> None:

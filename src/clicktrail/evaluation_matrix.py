@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clicktrail.evaluation import Evaluation, evaluate, markdown_table, replay_scenario
-from clicktrail.sinks.store import Store, StoreError
+from clicktrail.evaluation import (
+    Evaluation,
+    evaluate,
+    markdown_table,
+    replay_scenario,
+    stored_clicks,
+)
+from clicktrail.sinks.store import Store
 
 SECTIONS = ("attribution", "fraud", "brand conflict", "per-action model")
 HIGHER_IS_WORSE = (
@@ -165,11 +171,7 @@ def run_matrix(
                 )
             )
         store = Store(store_dsn, name.replace("-", "_"))
-        try:
-            present = int(store.rows(f"SELECT count() FROM {store.database}.clicks")[0][0])
-        except StoreError:
-            present = 0
-        if present == 0:
+        if stored_clicks(store) == 0:
             replay_scenario(directory, store, _prefixed(progress, name))
         result = evaluate(directory, store)
         described = json.loads((directory / "scenario.json").read_text(encoding="utf-8"))

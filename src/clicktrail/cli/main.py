@@ -145,6 +145,8 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    from clicktrail.simulate.scenarios import SCENARIOS
+
     parser.add_argument(
         "directory",
         metavar="DIR",
@@ -171,7 +173,11 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     matrix.add_argument("--seed", type=int, default=1, help="first seed (default: %(default)s)")
     matrix.add_argument(
-        "--scenario", default="default", help="scenario of every run (default: %(default)s)"
+        "--scenario",
+        default="default",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help="scenario of every run (default: %(default)s)",
     )
 
 
