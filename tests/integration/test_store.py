@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,7 +205,7 @@ def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_store
         ]  # fmt: skip
         store.insert("attributed_conversions", [tuple(r.values()) for r in rows], list(rows[0]))
         applied = [r.split("_")[0] for r in migrate(store).applied]
-        assert applied == ["007", "008", "009", "010", "011"]
+        assert applied == ["007", "008", "009", "010", "011", "012"]
         migrate(store)
         rollup = store.rows(
             "SELECT sum(conversions), sum(approved), toFloat64(sum(payout)), "
@@ -218,3 +219,38 @@ def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_store
         assert reasons == [("",)]
     finally:
         store.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+IMPRESSION_COLUMNS = ["event_id", "ts", "impression_id", "campaign_id", "partner_id", "channel",
+                      "src", "src_offset"]  # fmt: skip
+IMPRESSION = ("e1", datetime(2026, 3, 1, 10, tzinfo=UTC), "m1", "c", "p", "display", "s", 1)
+
+
+def counted(store: Store) -> list[tuple[Any, ...]]:
+    db = store.database
+    return store.rows(
+        f"SELECT (SELECT count() FROM {db}.impressions), "
+        f"(SELECT sum(impressions) FROM {db}.agg_hourly)"
+    )
+
+
+def test_a_retried_batch_is_counted_once_in_the_rollups_too(store: Store) -> None:
+    for _ in range(3):  # the sink retries a batch whose acknowledgement it never saw
+        store.insert("impressions", [IMPRESSION], IMPRESSION_COLUMNS, dedup_token="T1")
+    assert counted(store) == [(1, 1)]
+
+
+def test_a_batch_cut_between_table_and_view_reaches_the_rollups_on_retry(store: Store) -> None:
+    """A worker killed after the raw part was written but before the view's: the retry
+    is a duplicate for the table and must still reach agg_hourly, once."""
+    db = store.database
+    view = store.rows(
+        f"SELECT create_table_query FROM system.tables "
+        f"WHERE database = '{db}' AND name = 'agg_hourly_impressions'"
+    )[0][0]
+    store.command(f"DROP VIEW {db}.agg_hourly_impressions")
+    store.insert("impressions", [IMPRESSION], IMPRESSION_COLUMNS, dedup_token="T1")
+    store.command(view)
+    for _ in range(2):
+        store.insert("impressions", [IMPRESSION], IMPRESSION_COLUMNS, dedup_token="T1")
+    assert counted(store) == [(1, 1)]

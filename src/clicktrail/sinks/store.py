@@ -211,7 +211,15 @@ class Store:
         columns: Sequence[str],
         dedup_token: str | None = None,
     ) -> None:
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        settings = (
+            {
+                "insert_deduplication_token": dedup_token,
+                # the views' blocks too, each deduplicated in its target (migration 012)
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            }
+            if dedup_token
+            else None
+        )
         try:
             self.client.insert(
                 f"{self.database}.{table}", rows, column_names=list(columns), settings=settings
