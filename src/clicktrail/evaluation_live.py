@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 
 from clicktrail.evaluation import Evaluation, Truth, event_ms, ratio
+from clicktrail.metrics import auc
 from clicktrail.processors.models.lift import lift
 from clicktrail.processors.models.quality import BUCKETS
-from clicktrail.simulate.oracle import auc
 from clicktrail.sinks.store import Store
 
 SECTION = "per-action model"

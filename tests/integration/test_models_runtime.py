@@ -101,7 +101,7 @@ def test_score_endpoint_answers_and_refuses_bad_parameters(store: Store) -> None
     ok = get("/v1/score?campaign=cmp&partner=pA&country=de&device=mobile&segments=a,b")
     assert ok.status_code == 200
     body = ok.json()
-    assert body["model"] == "logreg/clicks-v1"
+    assert body["model"] == "logreg/clicks-v2"
     assert set(body["scores"]) == {"lead", "purchase", "signup"}
     assert all(0.0 < p < 1.0 for p in body["scores"].values())
     unseen = get("/v1/score?campaign=never-seen&partner=nobody&actions=lead")

@@ -23,8 +23,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-# Measured on this scenario (seed 9, 20 000 events): 0.643, 0.686, 0.628, 0.723; lead has
-# only 80 positives here, too few to rank (0.53), so it is only required to run.
+# Measured on this scenario (seed 9, 20 000 events): 0.678, 0.697, 0.717, 0.783; lead has
+# only 80 positives here, too few to rank (0.49-0.53 whatever the setup), so it is only
+# required to run.
 FLOOR = {"add_to_cart": 0.60, "install": 0.64, "purchase": 0.58, "signup": 0.68}
 
 
@@ -38,4 +39,7 @@ def test_offline_run_ranks_above_the_floor(scenario: Path) -> None:
         assert row["auc"] > FLOOR.get(action, 0.0), (action, row)
         assert row["oracle_auc"] > row["auc"], (action, row)
         assert row["calibration_error"] < 0.05, (action, row)
-        assert row["lift_top_decile"] > 1.2, (action, row)
+        if action in FLOOR:
+            assert row["lift_top_decile"] > 1.2, (action, row)
+            # once warmed up, never clearly behind a plain regression on the same labels
+            assert row["auc_second_half"] > row["baseline_auc_second_half"] - 0.01, (action, row)

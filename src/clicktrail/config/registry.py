@@ -167,6 +167,18 @@ model that waits less learns sooner; the price, a late conversion learned as a n
 small next to a day without labels."""
 DEFAULT_LABEL_HORIZON_HOURS = 6.0
 """The horizon of any other action: the slowest standard action's (purchase)."""
+STANDARD_PRIOR_RATES: dict[str, float] = {
+    "add_to_cart": 0.08,
+    "install": 0.05,
+    "signup": 0.04,
+    "lead": 0.03,
+    "purchase": 0.02,
+}
+"""Typical conversion rates per click of the standard actions when the registry sets none:
+where a fresh model's intercept starts, so its first scores are a plausible base rate
+rather than 0.5 (a wrong prior only costs the first few hundred examples)."""
+DEFAULT_PRIOR_RATE = 0.02
+"""The prior of any other action: the rarest standard action's (purchase)."""
 
 
 class Action(Section):
@@ -198,6 +210,21 @@ class Action(Section):
         "Shorter keeps the model fresh at the cost of the few conversions that come later; "
         "set the click window's hours (e.g. 720) to wait for all of them",
     )
+
+    prior_rate: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Expected conversions of this action per click, where its model starts "
+        "before it has learned anything (the intercept is its logit). Default: 0.08 for "
+        "add_to_cart, 0.05 install, 0.04 signup, 0.03 lead, 0.02 purchase and any other action",
+    )
+
+    def prior(self, name: str) -> float:
+        """This action's prior rate: as set, else the default for its name."""
+        if self.prior_rate is not None:
+            return self.prior_rate
+        return STANDARD_PRIOR_RATES.get(name, DEFAULT_PRIOR_RATE)
 
     def horizon_hours(self, name: str) -> float:
         """This action's label horizon: as set, else the default for its name."""

@@ -36,8 +36,14 @@ class ModelCheckpoint:
         self.clock = clock
         self._saved_at = clock()
 
-    def load(self, actions: Iterable[str], kind: str = DEFAULT_MODEL) -> Restored:
-        """The learned state of the last checkpoint, or fresh models (the log says why)."""
+    def load(
+        self,
+        actions: Iterable[str],
+        kind: str = DEFAULT_MODEL,
+        priors: Mapping[str, float] | None = None,
+    ) -> Restored:
+        """The learned state of the last checkpoint, or fresh models (the log says why);
+        ``priors``: base rates fresh models start from."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -45,7 +51,7 @@ class ModelCheckpoint:
         except OSError as error:
             log.warning("models.checkpoint_unreadable", path=str(self.path), error=str(error))
             data = b""
-        restored = loads(data, actions, kind=kind)
+        restored = loads(data, actions, kind=kind, priors=priors)
         if restored.fresh and restored.reason != "empty":
             log.warning(
                 "models.fresh_start",

@@ -21,6 +21,7 @@ from clicktrail.bus.topics import DEAD_LETTERS
 from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent
 from clicktrail.processors.intake import Clock, Rejection, utc_now
+from clicktrail.processors.models.online import prior_rates
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
 from clicktrail.runtime.models_lock import ModelsLock
@@ -64,7 +65,11 @@ class EmbeddedRuntime:
         self.registry = registry
         self.store = store
         self.checkpoint = checkpoint
-        restored = checkpoint.load(sorted(registry.actions)) if checkpoint else None
+        restored = (
+            checkpoint.load(sorted(registry.actions), priors=prior_rates(registry))
+            if checkpoint
+            else None
+        )
         self.models_lock = ModelsLock()
         self.pipeline = Pipeline(
             registry,

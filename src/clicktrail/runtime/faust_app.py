@@ -50,6 +50,7 @@ from clicktrail.contracts import (
     StateStore,
 )
 from clicktrail.processors.models import dumps
+from clicktrail.processors.models.online import prior_rates
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.faust_rocksdb import use_for_rocksdb_urls
 from clicktrail.runtime.faust_state import FaustState
@@ -173,7 +174,7 @@ class FaustRuntime:
         }
         self._states: dict[str, FaustState] = {}
         self.checkpoint = ModelCheckpoint(Path(settings.data_dir) / "models.ckpt")
-        restored = self.checkpoint.load(sorted(registry.actions))
+        restored = self.checkpoint.load(sorted(registry.actions), priors=prior_rates(registry))
         self.pipeline = Pipeline(
             registry,
             stores=self._store,

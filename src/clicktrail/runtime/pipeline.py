@@ -175,9 +175,9 @@ class Pipeline:
         stored: list[BaseModel] = [event]
         brand: list[tuple[str, BrandInput]] = []
         if isinstance(event, Click):
-            judged = self.fraud.on_click(event)
+            judged, counts = self.fraud.judge_click(event)
             stored += judged
-            stored.append(self._score(event, judged))
+            stored.append(self._score(event, judged, counts))
             forwarded = [*self.clicks.on_click(event), *self.revisions.of(judged, None)]
         elif isinstance(event, Conversion):
             forwarded = self.clicks.on_conversion(event)
@@ -189,15 +189,17 @@ class Pipeline:
         verdicts, forwarded = self._judge_found(forwarded)
         return StageResult(stored=[*stored, *verdicts], forwarded=forwarded, brand=brand)
 
-    def _score(self, click: Click, verdicts: list[FraudVerdict]) -> BaseModel:
-        """Scores for the click; rejected clicks (this one, or earlier ones a flood verdict
-        convicts now) are kept out of training."""
+    def _score(
+        self, click: Click, verdicts: list[FraudVerdict], counts: dict[str, int]
+    ) -> BaseModel:
+        """Scores for the click, its flood-window counts among the features; rejected clicks
+        (this one, or earlier ones a flood verdict convicts now) are kept out of training."""
         rejected = {
             v.subject_id for v in verdicts if v.subject_type == "click" and v.action == "reject"
         }
         for click_id in rejected - {click.click_id}:
             self.models.mark_fraud(click_id)
-        return self.models.on_click(click, rejected=click.click_id in rejected)
+        return self.models.on_click(click, rejected=click.click_id in rejected, counts=counts)
 
     def _judge_found(self, records: list[Forwarded]) -> tuple[list[FraudVerdict], list[Forwarded]]:
         """Judge conversions whose click this stage knows; their verdict rides along."""

@@ -7,31 +7,14 @@ compare a model's progressive-validation AUC with it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 
+from clicktrail.metrics import auc
+
 _BINS = 100_000
-
-
-def auc(pairs: Iterable[tuple[float, int]]) -> float:
-    """Exact ROC AUC (ties count one half); NaN without both classes."""
-    ordered = sorted(pairs)
-    positives = sum(y for _, y in ordered)
-    negatives = len(ordered) - positives
-    if not positives or not negatives:
-        return math.nan
-    rank_sum = 0.0
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j < len(ordered) and ordered[j][0] == ordered[i][0]:
-            j += 1
-        tied_positives = sum(y for _, y in ordered[i:j])
-        rank_sum += tied_positives * (i + j + 1) / 2  # mean 1-based rank of the tie group
-        i = j
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+__all__ = ["BinnedAuc", "auc", "oracle_auc"]
 
 
 class BinnedAuc:

@@ -95,10 +95,15 @@ class FraudDetector:
         return self.on_conversion(item)
 
     def on_click(self, click: Click) -> list[FraudVerdict]:
+        return self.judge_click(click)[0]
+
+    def judge_click(self, click: Click) -> tuple[list[FraudVerdict], dict[str, int]]:
+        """The click's verdicts, and its flood-window counts (model features)."""
         hits = [*self.bots(click), *self.datacenter(click)]
         bot = any(h.reason in BOT_REASONS for h in hits)
         hits += self.unknown_ids(click.partner_id, click.campaign_id)
-        hits += self.flood(click)
+        flood_hits, counts = self.flood.count(click)
+        hits += flood_hits
         out, newly = self._judge_clicks(
             click.click_id, click.campaign_id, click.partner_id, click.ts, hits
         )
@@ -110,7 +115,7 @@ class FraudDetector:
             is_click=True,
             bot=bot,
         )
-        return out
+        return out, counts
 
     def on_conversion(self, resolved: ResolvedConversion) -> list[FraudVerdict]:
         conversion, click = resolved.conversion, resolved.click

@@ -93,15 +93,26 @@ def read_state(data: bytes, *, kind: str = DEFAULT_MODEL) -> tuple[ActionModels,
     return models, extras
 
 
-def loads(data: bytes | None, actions: Iterable[str], *, kind: str = DEFAULT_MODEL) -> Restored:
-    """Restore or start fresh, never raise: the runtime logs ``reason`` when ``fresh``."""
+def loads(
+    data: bytes | None,
+    actions: Iterable[str],
+    *,
+    kind: str = DEFAULT_MODEL,
+    priors: Mapping[str, float] | None = None,
+) -> Restored:
+    """Restore or start fresh, never raise: the runtime logs ``reason`` when ``fresh``.
+    ``priors``: base rates of fresh models (restored ones keep what they learned)."""
     actions = list(actions)
     try:
         models, extras = read_state(data or b"", kind=kind)
     except CheckpointError as exc:
         return Restored(
-            ActionModels(actions, kind), fresh=True, reason=exc.reason, message=str(exc)
+            ActionModels(actions, kind, priors=priors),
+            fresh=True,
+            reason=exc.reason,
+            message=str(exc),
         )
+    models.priors.update(priors or {})
     for action in actions:
         models[action]  # actions configured since the checkpoint start fresh
     return Restored(models, fresh=False, extras=extras)

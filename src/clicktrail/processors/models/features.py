@@ -4,27 +4,36 @@ One-hot keys ("partner=aff-1": 1.0) keep the dict readable and JSON-friendly, so
 pending example can sit in a changelogged state store and be learned days later.
 The hour enters as sin/cos of the hour of day plus a weekend flag: a daily cycle
 with any peak is a linear function of those, which 168 sparse hour-of-week
-buckets would need far more traffic to learn. Bump :data:`FEATURE_VERSION`
+buckets would need far more traffic to learn. Two crosses let a linear model see
+what one-hot keys cannot: a partner whose traffic converts on one campaign only
+(``campaign+partner``) and a partner whose quality changes by part of the day
+(``partner+daypart``, 6-hour parts). The click's counts in the fraud detector's
+windows (clicks of its IP network and of its user within the partner) enter
+log-scaled: repeat clicks signal intent on real logs. Bump :data:`FEATURE_VERSION`
 whenever the output changes: checkpoints of another version start fresh.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from clicktrail.contracts import Click
 
-FEATURE_VERSION = "clicks-v1"
+FEATURE_VERSION = "clicks-v2"
 Features = dict[str, float]
 _TWO_PI_OVER_DAY = 2 * math.pi / 24
+CROSS = "+"
+"""Joins the names of a crossed feature (``campaign+partner=shop|aff-1``)."""
+DAYPART_HOURS = 6
 
 
-def click_features(click: Click) -> Features:
-    """The context a click shows; missing fields are simply absent keys."""
+def click_features(click: Click, counts: Mapping[str, int] | None = None) -> Features:
+    """The context a click shows; missing fields are simply absent keys. ``counts``: the
+    click's windowed counts (``ip_clicks``, ``user_clicks``), this click included."""
     user = click.user
-    return context_features(
+    x = context_features(
         ts=click.ts,
         campaign=click.campaign_id,
         partner=click.partner_id,
@@ -36,6 +45,9 @@ def click_features(click: Click) -> Features:
         os=user.os,
         segments=user.segments,
     )
+    for name, count in (counts or {}).items():
+        x[f"log_{name}"] = math.log1p(count)
+    return x
 
 
 def context_features(
@@ -67,8 +79,17 @@ def context_features(
             x[f"{name}={value}"] = 1.0
     for segment in segments:
         x[f"segment={segment}"] = 1.0
+    if campaign and partner:
+        x[f"campaign{CROSS}partner={campaign}|{partner}"] = 1.0
+    if partner:
+        x[f"partner{CROSS}daypart={partner}|{ts.hour // DAYPART_HOURS}"] = 1.0
     x.update(time_features(ts))
     return x
+
+
+def without_crosses(x: Features) -> Features:
+    """The features but the crossed ones (what a model without crosses learns from)."""
+    return {k: v for k, v in x.items() if CROSS not in k.partition("=")[0]}
 
 
 def time_features(ts: datetime) -> Features:

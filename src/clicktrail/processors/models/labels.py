@@ -74,11 +74,11 @@ class DelayedLabels:
         self.hold_positives = hold_positives
         self.unmatched = 0
 
-    def on_click(self, click: Click) -> dict[str, float]:
+    def on_click(self, click: Click, counts: Mapping[str, int] | None = None) -> dict[str, float]:
         """Score a clean click and keep it as a pending example; returns the scores."""
         if click.click_id in self.pending:
             return dict(self.pending[click.click_id]["scores"])
-        x = click_features(click)
+        x = click_features(click, counts)
         actions = list(dict.fromkeys(self.actions_for(click)))
         scores = self.models.score(x, actions)
         window = self.window_for(click)

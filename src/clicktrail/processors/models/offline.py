@@ -6,7 +6,10 @@ becomes a positive when that conversion's event arrives, and every other
 (click, action) becomes a negative when the event-time watermark passes its
 label deadline. Scores are those given at click time, so the AUC reported is
 progressive, and it is compared with the oracle AUC of the true
-probabilities on the very same clicks.
+probabilities on the very same clicks, and with a plain online logistic
+regression (``baseline``: one-hot and counts, lr 0.1) learning the same labels
+of the same clicks: a model that adapts must never rank worse than it. Counts
+come from the fraud detector's flood windows over the clicks, as in the pipeline.
 
     python -m clicktrail.processors.models.offline DIR [--model logreg] [--horizon purchase=6 ...]
 """
@@ -24,12 +27,15 @@ from typing import Any
 import orjson
 import yaml
 
+from clicktrail.config.registry import Action, FraudSettings
 from clicktrail.contracts import Click
+from clicktrail.metrics import auc
+from clicktrail.processors.fraud.flooding import ClickFloodRule
 from clicktrail.processors.models.estimators import DEFAULT_MODEL, ActionModels
 from clicktrail.processors.models.labels import DelayedLabels, Learned
 from clicktrail.processors.models.lift import lift
 from clicktrail.processors.models.quality import BUCKETS
-from clicktrail.simulate.oracle import auc
+from clicktrail.processors.privacy import truncate_ip
 
 SWEEP = timedelta(minutes=10)
 DEFAULT_HORIZONS = {
@@ -60,6 +66,14 @@ def _truth(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, 
     return clicks, causes
 
 
+def _network(click: Click) -> Click:
+    """The click with its address cut to the network, as the pipeline stores and counts it."""
+    if not click.user.ip:
+        return click
+    user = click.user.model_copy(update={"ip": truncate_ip(click.user.ip)})
+    return click.model_copy(update={"user": user})
+
+
 def _window(campaigns: dict[str, Any], click: Click) -> timedelta:
     settings = campaigns.get(click.campaign_id, {}).get("attribution", {})
     return timedelta(days=float(settings.get("click_window_days", 30)))
@@ -77,16 +91,24 @@ def run(
     registry = yaml.safe_load((directory / "registry.yaml").read_text())
     campaigns = registry.get("campaigns", {})
     actions = sorted({a for record in truth.values() for a in record["p"]})
-    models = ActionModels(actions, kind)
-    labels = DelayedLabels(
-        {},
-        models,
-        actions_for=lambda click: truth[click.click_id]["p"],
-        window_for=lambda click: _window(campaigns, click),
-        label_horizon=DEFAULT_HORIZONS if horizons is None else horizons,
-        hold_positives=hold_positives,
+    configured = registry.get("actions") or {}
+    priors = {a: Action.model_validate(configured.get(a) or {}).prior(a) for a in actions}
+    models = ActionModels(actions, kind, priors=priors)
+    baseline = ActionModels(actions, "baseline")
+    flood = ClickFloodRule({}, {}, {}, FraudSettings.model_validate(registry.get("fraud") or {}))
+    labels, plain = (
+        DelayedLabels(
+            {},
+            learner,
+            actions_for=lambda click: truth[click.click_id]["p"],
+            window_for=lambda click: _window(campaigns, click),
+            label_horizon=DEFAULT_HORIZONS if horizons is None else horizons,
+            hold_positives=hold_positives,
+        )
+        for learner in (models, baseline)
     )
     learned: list[Learned] = []
+    compared: list[Learned] = []
     cost: dict[str, float | None] = {}
     watermark = 0
     swept = 0
@@ -97,17 +119,24 @@ def run(
             ts = ts if isinstance(ts, int) else int(datetime.fromisoformat(ts).timestamp() * 1000)
             watermark = max(watermark, ts)
             if watermark - swept >= SWEEP.total_seconds() * 1000:
-                learned += labels.expire(datetime.fromtimestamp(watermark / 1000, tz=UTC))
+                now = datetime.fromtimestamp(watermark / 1000, tz=UTC)
+                learned += labels.expire(now)
+                compared += plain.expire(now)
                 swept = watermark
-            if event["type"] == "click" and event["click_id"] in truth:
+            if event["type"] == "click":
                 click = Click.model_validate(event)
-                labels.on_click(click)
-                cost[click.click_id] = click.cost
+                _, counts = flood.count(_network(click))
+                if click.click_id in truth:
+                    labels.on_click(click, counts)
+                    plain.on_click(click, counts)
+                    cost[click.click_id] = click.cost
             elif event["type"] == "conversion" and event["event_id"] in causes:
                 click_id, action = causes[event["event_id"]]
                 if click_id in truth and truth[click_id]["y"].get(action):
                     learned += labels.positive(click_id, action)
+                    compared += plain.positive(click_id, action)
     learned += labels.drain()
+    compared += plain.drain()
     return {
         "model": kind,
         "horizon_hours": {
@@ -115,7 +144,10 @@ def run(
             for a, h in (DEFAULT_HORIZONS if horizons is None else horizons).items()
         },
         "hold_positives": hold_positives,
-        "actions": {action: _report(action, learned, truth, cost, models) for action in actions},
+        "actions": {
+            action: _report(action, learned, truth, cost, models, baseline=compared)
+            for action in actions
+        },
     }
 
 
@@ -125,8 +157,11 @@ def _report(
     truth: dict[str, dict[str, Any]],
     cost: dict[str, float | None],
     models: ActionModels,
+    *,
+    baseline: list[Learned],
 ) -> dict[str, Any]:
     mine = [e for e in learned if e.action == action]
+    theirs = [(e.score, truth[e.click_id]["y"][action]) for e in baseline if e.action == action]
     outcome = [truth[e.click_id]["y"][action] for e in mine]
     pairs = [(e.score, y) for e, y in zip(mine, outcome, strict=True)]
     later = pairs[len(pairs) // 2 :]
@@ -142,7 +177,10 @@ def _report(
         "auc_second_half": _round(auc(later)),
         "oracle_auc": _round(auc(oracle)),
         "oracle_auc_second_half": _round(auc(oracle[len(oracle) // 2 :])),
-        "river_auc": _round(quality.auc_value()),
+        "baseline_auc": _round(auc(theirs)),
+        "baseline_auc_second_half": _round(auc(theirs[len(theirs) // 2 :])),
+        "serving": models.serving(action),
+        "window_auc": _round(quality.auc_value()),
         "log_loss": _round(quality.log_loss.get()),
         "calibration_error": _round(quality.calibration_error),
         "calibration_error_vs_outcome": _round(_calibration(pairs)),

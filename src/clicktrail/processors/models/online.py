@@ -12,6 +12,7 @@ waits for each, from the action's horizon (``Action.horizon_hours``: its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from clicktrail.config import Registry
@@ -25,12 +26,24 @@ SWEEP_EVERY = timedelta(minutes=10)
 """Event time between two sweeps for due labels (a sweep visits every pending click)."""
 
 
+def prior_rates(registry: Registry) -> dict[str, float]:
+    """Per configured action, the base rate its fresh model starts from."""
+    return {name: action.prior(name) for name, action in registry.actions.items()}
+
+
 class OnlineModels:
     def __init__(
         self, registry: Registry, pending: StateStore, models: ActionModels | None = None
     ) -> None:
         self.registry = registry
-        self.models = models if models is not None else ActionModels(sorted(registry.actions))
+        self.models = (
+            models
+            if models is not None
+            else ActionModels(
+                sorted(registry.actions),
+                priors=prior_rates(registry),
+            )
+        )
         self.labels = DelayedLabels(
             pending,
             self.models,
@@ -57,10 +70,13 @@ class OnlineModels:
         days = campaign.attribution.click_window_days if campaign else 30.0
         return timedelta(days=days)
 
-    def on_click(self, click: Click, *, rejected: bool) -> ClickScores:
+    def on_click(
+        self, click: Click, *, rejected: bool, counts: Mapping[str, int] | None = None
+    ) -> ClickScores:
         """Score the click before anything is learned from it; a rejected click is scored
-        (what it looked like) but never becomes a training example."""
-        scores = self.labels.on_click(click)
+        (what it looked like) but never becomes a training example, so the counts its own
+        flood put on its IP teach nothing. ``counts``: the click's windowed counts."""
+        scores = self.labels.on_click(click, counts)
         if rejected:
             self.labels.mark_fraud(click.click_id)
         return ClickScores.model_construct(  # built from validated parts: no second check
