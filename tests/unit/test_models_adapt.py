@@ -57,8 +57,8 @@ class TestSelection:
         model = ActionModel("purchase", prior=0.03)
         for x, y in rare_stream(20_000):
             model.learn_one(x, y)
-        slow = [i for i, (c, _) in enumerate(model.candidates) if c.lr == 0.02]
-        assert model.setup.lr > 0.02
+        slow = [i for i, (c, _) in enumerate(model.candidates) if c.lr == 0.02 and not c.adagrad]
+        assert model.serving not in slow
         assert model.loss[model.serving] == min(model.loss)
         assert all(model.loss[model.serving] < model.loss[i] for i in slow)
 
@@ -67,11 +67,29 @@ class TestSelection:
         for x, y in rare_stream(3_000):
             model.learn_one(x, y)
         x = rare_stream(1, seed=9)[0][0]
+        model.serving = 2  # one candidate serves: its score, its weights
         estimator = model.estimator
+        assert estimator is model.candidates[2][1]
         assert model.predict_proba_one(x)[True] == estimator.predict_proba_one(x)[True]
-        top = model.top_features(3)
         strongest = max(estimator.weights.items(), key=lambda kv: abs(kv[1]))
-        assert top[0] == f"{strongest[0]}:{strongest[1]:+.3f}"
+        assert model.top_features(3)[0] == f"{strongest[0]}:{strongest[1]:+.3f}"
+
+    def test_the_blend_is_a_regression_with_the_members_mean_weights(self) -> None:
+        model = ActionModel("purchase", prior=0.03)
+        for x, y in rare_stream(3_000):
+            model.learn_one(x, y)
+        model.serving = len(model.candidates)
+        assert model.setup == "blend"
+        x = rare_stream(1, seed=9)[0][0]
+        members = [model.candidates[i][1] for i in model.members]
+        z = sum(
+            m.intercept + sum(m.weights.get(k, 0.0) * v for k, v in x.items()) for m in members
+        ) / len(members)
+        assert model.predict_proba_one(x)[True] == pytest.approx(1 / (1 + math.exp(-z)))
+        mean = model.weights()
+        assert mean == pytest.approx(
+            {k: sum(m.weights.get(k, 0.0) for m in members) / len(members) for k in mean}
+        )
 
     def test_a_candidate_without_crosses_never_sees_them(self) -> None:
         model = ActionModel("lead", prior=0.05)
@@ -86,7 +104,7 @@ class TestSelection:
         for x, y in rare_stream(2_000):
             models.learn("purchase", x, y, models.score(x, ["purchase"])["purchase"])
         [row] = models.records(T0)
-        assert row.model == f"logreg {models['purchase'].setup.name}"
+        assert row.model == f"logreg {models['purchase'].setup}"
         assert row.top_features == models["purchase"].top_features()
 
 
