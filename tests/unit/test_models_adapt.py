@@ -104,7 +104,7 @@ class TestSelection:
         for x, y in rare_stream(2_000):
             models.learn("purchase", x, y, models.score(x, ["purchase"])["purchase"])
         [row] = models.records(T0)
-        assert row.model == f"logreg {models['purchase'].setup}"
+        assert row.model == f"logreg:{models['purchase'].setup}"
         assert row.top_features == models["purchase"].top_features()
 
 

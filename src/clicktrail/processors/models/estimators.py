@@ -56,8 +56,8 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        kind = "adagrad" if self.adagrad else "sgd"
-        return f"{kind} lr={self.lr:g}" + (" +crosses" if self.crosses else "")
+        kind = "adagrad" if self.adagrad else "sgd"  # no spaces: views split rows on them
+        return f"{kind}@{self.lr:g}" + ("+crosses" if self.crosses else "")
 
     def build(self, prior: float | None) -> Any:
         init = 0.0 if prior is None else logit(prior)
@@ -293,7 +293,7 @@ class ActionModels:
         model = self[action]
         if len(model.candidates) == 1:
             return self.kind
-        return f"{self.kind} {model.setup}"
+        return f"{self.kind}:{model.setup}"
 
     def score(self, x: Features, actions: Iterable[str]) -> dict[str, float]:
         """P(action) for each action; what the click stage stores and what /v1/score serves."""
