@@ -22,10 +22,17 @@ def registry(flagged_traffic: str = "mark") -> Any:
 
 
 def run_scenario(
-    store: Store, flagged_traffic: str = "mark", events: list[dict[str, Any]] | None = None
+    store: Store,
+    flagged_traffic: str = "mark",
+    events: list[dict[str, Any]] | None = None,
+    inputs: set[str] | None = None,
 ) -> None:
+    """``inputs``: event types read as inputs of their own (a topic each), as a replay
+    declares the types of its file."""
     runtime = EmbeddedRuntime(registry(flagged_traffic), store)
     runtime.bus.begin_source("replay:fraud")
+    if inputs:
+        runtime.pipeline.declare_inputs(runtime.bus.source, inputs)
     for event in scenario.events() if events is None else events:
         runtime.submit_raw(orjson.dumps(event), "test")
     runtime.close(end_of_input=True)
@@ -146,12 +153,14 @@ def test_conversions_read_before_their_clicks_end_with_the_same_verdicts_and_fig
     judged: Store, chdb_dsn: str
 ) -> None:
     """The order a Kafka backlog of two topics can be read in: every conversion first.
-    The stolen install is judged before the flood convicts its click, then revised."""
+    The stolen install is judged before the flood convicts its click, then revised. Two
+    topics are two inputs: the clicks' input holds the watermark until it starts."""
     backlog = Store(chdb_dsn, f"{judged.database}_b")
     migrate(backlog)
     try:
         events = scenario.events()
-        run_scenario(backlog, events=sorted(events, key=lambda e: e["type"] == "click"))
+        first = sorted(events, key=lambda e: e["type"] == "click")
+        run_scenario(backlog, events=first, inputs={"click", "conversion"})
         assert scenario.figures(backlog) == scenario.figures(judged)
         stolen = backlog.rows(
             "SELECT version, previous_fraud_action, fraud_action FROM "

@@ -40,7 +40,8 @@ label horizon closes, and counted in messages, so a backlog read out of order (a
 conversions before their clicks) does not orphan conversions early."""
 LEARN_EVENT_TIME = timedelta(minutes=1)
 """Event time between label passes in between: labels are due by event time, and a short or
-slow stream must not wait for TICK_EVERY messages."""
+slow stream must not wait for TICK_EVERY messages. Each pass first credits the conversions
+matched by user whose grace is over: a label waits for them (see ``Pipeline.learn_due``)."""
 HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
 CHUNK = 200
 """Messages processed per hold of the models lock: a few milliseconds of work, so a
@@ -124,7 +125,7 @@ class EmbeddedRuntime:
             if self.processed % TICK_EVERY == 0:
                 self._tick(message.source, message.offset)
             elif self.pipeline.watermark - self._learned >= LEARN_EVENT_TIME:
-                self._learn(message.source, message.offset)
+                self._settle(message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
             if self.sink.due():
@@ -135,6 +136,13 @@ class EmbeddedRuntime:
         self._forward(self.pipeline.tick(), src, offset)
         self._forward(self.pipeline.tick_users(), src, offset)
         self._store(self.pipeline.partner_verdicts(), src, offset)
+        self._learn(src, offset)
+
+    def _settle(self, src: str, offset: int) -> None:
+        """Between ticks: conversions matched by user whose grace is over are credited, then
+        the labels they decide are learned (conversions waiting for their click keep the
+        TICK_EVERY cadence)."""
+        self._forward(self.pipeline.tick_users(), src, offset)
         self._learn(src, offset)
 
     def _learn(self, src: str, offset: int) -> None:

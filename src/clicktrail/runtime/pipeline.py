@@ -43,7 +43,7 @@ from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_tou
 from clicktrail.processors.fraud.anomaly import PartnerAnomaly
 from clicktrail.processors.models import ActionModels
 from clicktrail.processors.models.online import OnlineModels
-from clicktrail.processors.watermark import EventClock
+from clicktrail.processors.watermark import BEGINNING, EventClock
 from clicktrail.runtime.revisions import Revisions, verdict_mark
 
 Forwarded = Touch | ResolvedConversion
@@ -133,6 +133,9 @@ class Pipeline:
             wall=wall,
         )
         self._split: set[str] = set()
+        self._settled = BEGINNING
+        """The watermark of the last settling pass: conversions up to a grace before it
+        have been credited, so labels up to there can be decided."""
         graces = [c.attribution.conversion_grace_seconds for c in registry.campaigns.values()]
         self._longest_grace = timedelta(
             seconds=max([AttributionSettings().conversion_grace_seconds, *graces])
@@ -248,9 +251,13 @@ class Pipeline:
         return [*self.clicks.drain(), *self.attributor.settle(END_OF_TIME)]
 
     def learn_due(self) -> list[BaseModel]:
-        """Labels whose deadline passed at the watermark; quality rows when due (cheap
-        between sweeps; run often)."""
-        return list(self.models.due(self.watermark))
+        """Labels whose deadline passed a conversion grace behind the watermark the user
+        stage last settled at; quality rows when due (cheap between sweeps; run often).
+        A conversion matched by user waits there until a settling pass finds its grace
+        over, so its label can reach the click long after the conversion's time: deciding
+        at the watermark itself learned such labels as negatives (on the simulator, half
+        the installs, all matched by user, were lost so)."""
+        return list(self.models.due(self.watermark, self._settled - self._longest_grace))
 
     def learned_state(self) -> tuple[ActionModels, dict[str, object]]:
         """What a checkpoint keeps: the per-action models, and the other learned objects."""
@@ -360,6 +367,7 @@ class Pipeline:
     def tick_users(self) -> list[Forwarded]:
         """Conversions whose wait for a touch is over; they go through the user stage
         again, as messages of their own (cheap; run often)."""
+        self._settled = self.watermark
         return list(self.attributor.settle(self.watermark))
 
 

@@ -96,12 +96,14 @@ class OnlineModels:
     def mark_fraud(self, click_id: str) -> bool:
         return self.labels.mark_fraud(click_id)
 
-    def due(self, watermark: datetime) -> list[ModelQuality]:
-        """Learn the labels the watermark decided; quality rows when they are due."""
+    def due(self, watermark: datetime, decided: datetime | None = None) -> list[ModelQuality]:
+        """Learn the labels decided by ``decided`` (default: the watermark; a runtime whose
+        conversions wait elsewhere passes how far they are settled); quality rows, stamped
+        with the watermark, when they are due."""
         if self._swept is not None and watermark - self._swept < SWEEP_EVERY:
             return []
         self._swept = watermark
-        self.labels.expire(watermark)
+        self.labels.expire(watermark if decided is None else min(decided, watermark))
         if self._reported is not None and watermark - self._reported < QUALITY_EVERY:
             return []
         self._reported = watermark
