@@ -151,7 +151,7 @@ def evaluate(directory: Path, store: Store) -> Evaluation:
     _domain_traces(result, store, truth.domains)
     from clicktrail.evaluation_live import alert_timing, models  # it builds on this module
 
-    models(result, store, truth)
+    models(result, store, truth, directory)
     alert_timing(result, store, truth, directory / "events.jsonl")
     return result
 

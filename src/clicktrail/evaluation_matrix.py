@@ -42,6 +42,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "precision": (">=", 0.95),
     "false-positive rate": ("<=", 0.001),
     "gap to oracle": ("<=", 0.01),
+    "minus plain baseline": (">=", 0.0),
 }
 
 

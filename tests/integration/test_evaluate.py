@@ -151,6 +151,9 @@ def test_models_scored_against_true_outcomes(tmp_path: Path) -> None:
         assert found[f"{action} lift of the top score decile"]["value"] > 1.1
         assert found[f"{action} top 3 deciles keep conversions"]["value"] > 0.4  # random: 0.3
         assert found[f"{action} progressive AUC (live)"]["value"] > 0.55
+        # beside a plain online logistic regression on the same clicks and labels
+        assert found[f"{action} plain baseline AUC, 2nd half"]["value"] > 0.5
+        assert found[f"{action} model minus plain baseline, 2nd half"]["value"] >= 0, action
     assert judged >= 3
 
 
