@@ -440,6 +440,32 @@ class FraudSettings(Section):
     flood_min_clicks: int = Field(
         50, ge=1, description="Clicks (decayed) a partner needs before its rate is compared"
     )
+    flood_network_devices: int = Field(
+        3,
+        ge=2,
+        description="Different devices of one IP network clicking one partner within "
+        "window_seconds from which the network may be flooding for it (a household brings "
+        "one or two; a flood spread over many addresses, a new device id per click)",
+    )
+    flood_network_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Share of a network's clicks over flood_network_hours going to one "
+        "partner from which the network works for that partner: honest users behind a "
+        "carrier's NAT click for every partner the way all traffic does",
+    )
+    flood_network_pvalue: float = Field(
+        1e-6,
+        gt=0,
+        lt=1,
+        description="The partner's clicks on the network must be this unlikely under its "
+        "share of all clicks (one-sided binomial test): a chance run of one partner on a "
+        "new shared network, or a big partner's big share, is no evidence",
+    )
+    flood_network_hours: int = Field(
+        24, ge=1, le=168, description="Hours over which a network's partner shares are counted"
+    )
     flagged_traffic: Literal["mark", "exclude"] = Field(
         "mark",
         description="How the analyst views (partner_report, funnel_daily, "

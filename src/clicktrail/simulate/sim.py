@@ -46,7 +46,12 @@ class Simulation:
         ids = random.Random(f"ids:{seed}")
         self.signer = ClickIdSigner(world.click_id_key, ids.randbytes)
         self.tag = f"{ids.getrandbits(24):06x}"
-        self.pool = UserPool(random.Random(f"users:{seed}"), pool_size(options.events))
+        nat = (
+            random.Random(f"nat:{seed}"),
+            self.variant.carrier_nat_share,
+            self.variant.carrier_networks,
+        )
+        self.pool = UserPool(random.Random(f"users:{seed}"), pool_size(options.events), nat)
         self.model = TrueModel(seed, world, self.pool.users)
         self.ledger = Ledger()
         self.truth = Truth(write_truth)

@@ -176,11 +176,34 @@ class Visitor:
         return Visitor(user.context, user)
 
 
+def behind_carrier_nat(users: list[User], rng: random.Random, share: float, networks: int) -> None:
+    """Move ``share`` of the mobile users behind ``networks`` shared carrier /24 networks
+    (in place): their address becomes one of those networks', the rest of their context
+    stays. Drawn from its own generator, so a pool without carrier NAT is unchanged."""
+    if share <= 0 or networks <= 0:
+        return
+    nets = [residential_ip(rng).rsplit(".", 1)[0] for _ in range(networks)]
+    for i, user in enumerate(users):
+        if user.device == "desktop" or rng.random() >= share:
+            continue
+        context = orjson.loads(orjson.dumps(user.context))
+        context["ip"] = f"{nets[int(rng.random() * networks)]}.{1 + int(rng.random() * 254)}"
+        users[i] = User(
+            user.index, user.user_id, user.country, user.device, user.os, user.segments,
+            fragment(context),
+        )  # fmt: skip
+
+
 class UserPool:
     """Returning users; a few are much more active than most (as on real sites)."""
 
-    def __init__(self, rng: random.Random, size: int) -> None:
+    def __init__(
+        self, rng: random.Random, size: int, nat: tuple[random.Random, float, int] | None = None
+    ) -> None:
+        """``nat``: (generator, share, networks) of users behind carrier NAT."""
         self.users = [make_user(rng, i) for i in range(size)]
+        if nat is not None:
+            behind_carrier_nat(self.users, *nat)
         self.visitors = [Visitor(u.context, u) for u in self.users]
         self.mobile = [v for v in self.visitors if v.user and v.user.device != "desktop"]
         self._rng = rng

@@ -69,6 +69,12 @@ class Variant:
     """Share of the incentive affiliate's clicks from its farm: 0.1-0.6."""
     inject_lead_ms: tuple[int, int] = (1_000, 8_000)
     """How long before the install an injected click fires: low 0.3-3 s, high up to 9.5 s."""
+    carrier_nat_share: float = 0.0
+    """Share of honest mobile users behind a carrier's NAT (0-0.6): they reach the tracker
+    from a few shared /24 networks, as most mobile traffic does in the field, so counts per
+    network see many devices that are all real."""
+    carrier_networks: int = 0
+    """/24 networks the carriers' NAT uses: 1-20 when ``carrier_nat_share`` is set."""
     delayed: float | None = None
     """Share of lines delivered minutes late (None: the scenario's, 0.01): 0-0.05."""
     duplicates: float | None = None
@@ -99,6 +105,8 @@ class Variant:
             inject_lead_ms=(lead, rng.randint(lead + 200, 9_500)),
             delayed=rng.uniform(0, 0.05),
             duplicates=rng.uniform(0, 0.02),
+            carrier_nat_share=rng.uniform(0, 0.6),
+            carrier_networks=rng.randint(1, 20),
         )
 
     def describe(self) -> dict[str, Any]:

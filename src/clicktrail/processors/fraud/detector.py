@@ -10,7 +10,8 @@ subjects with reasons, and again whenever a subject gains one (latest wins); a
 conversion gains the reasons its click gains after it was judged (see ``inheritance``).
 
 State (``FRAUD_STATE``): ``fraud_ip``, ``fraud_ip_burst``, ``fraud_device`` (sliding
-counts), ``fraud_flagged`` (flagged clicks' reasons, so conversions inherit them),
+counts), ``fraud_network``, ``fraud_network_devices`` (see ``networks``),
+``fraud_flagged`` (flagged clicks' reasons, so conversions inherit them),
 ``fraud_txids`` (transactions seen), ``fraud_partners`` (partner windows),
 ``fraud_click_conversions`` (conversions judged per click). Counts are
 per partition: see :mod:`clicktrail.processors.fraud.windows`.
@@ -33,6 +34,7 @@ from clicktrail.processors.fraud.flooding import ClickFloodRule
 from clicktrail.processors.fraud.hits import Hit, ordered
 from clicktrail.processors.fraud.inheritance import InheritedReasons
 from clicktrail.processors.fraud.mismatch import mismatch_rule
+from clicktrail.processors.fraud.networks import DedicatedNetworkRule
 from clicktrail.processors.fraud.partners import PartnerMonitor, PartnerWindow
 from clicktrail.processors.fraud.postbacks import ClickIdRule, ReplayRule
 from clicktrail.processors.fraud.unknown_ids import UnknownIdRule
@@ -42,6 +44,8 @@ FRAUD_STATE = (
     "fraud_ip",
     "fraud_ip_burst",
     "fraud_device",
+    "fraud_network",
+    "fraud_network_devices",
     "fraud_flagged",
     "fraud_txids",
     "fraud_partners",
@@ -72,6 +76,9 @@ class FraudDetector:
         self.datacenter = DatacenterRule(settings)
         self.flood = ClickFloodRule(
             stores("fraud_ip"), stores("fraud_ip_burst"), stores("fraud_device"), settings
+        )
+        self.networks = DedicatedNetworkRule(
+            stores("fraud_network"), stores("fraud_network_devices"), settings
         )
         self.injection = InjectionRule(registry.actions, settings)
         self.click_ids = ClickIdRule(
@@ -104,6 +111,7 @@ class FraudDetector:
         hits += self.unknown_ids(click.partner_id, click.campaign_id)
         flood_hits, counts = self.flood.count(click)
         hits += flood_hits
+        hits += self.networks(click)
         out, newly = self._judge_clicks(
             click.click_id, click.campaign_id, click.partner_id, click.ts, hits
         )
@@ -237,6 +245,7 @@ class FraudDetector:
         return (
             len(stale)
             + self.flood.expire(watermark.timestamp())
+            + self.networks.expire(watermark.timestamp())
             + self.replays.expire(watermark)
             + self.inherited.expire(watermark - RETENTION)
         )

@@ -23,6 +23,7 @@ REASONS: dict[str, tuple[float, str]] = {
     "ctit_too_short": (0.9, "click_injection"),
     "click_flood_ip": (0.9, "click_flooding"),
     "click_flood_device": (0.7, "click_flooding"),
+    "click_flood_network": (0.9, "click_flooding"),
     "unknown_partner": (0.6, "unknown_id"),  # suspicious alone: see unknown_ids.py
     "unknown_campaign": (0.6, "unknown_id"),
     "geo_mismatch": (0.6, "geo_mismatch"),
