@@ -118,7 +118,8 @@ class FraudDetector:
         self.partners.record(
             click.partner_id,
             click.ts,
-            flagged=newly,
+            flagged=len(newly),
+            mechanisms=newly,
             click_ip=click.user.ip,
             is_click=True,
             bot=bot,
@@ -143,7 +144,7 @@ class FraudDetector:
         partner = click.partner_id if click else conversion.partner_id
         campaign = click.campaign_id if click else conversion.campaign_id
         out: list[FraudVerdict] = []
-        flagged = 0
+        flagged: list[str] = []
         if own or resolved.lookup in ("rejoined", "retouched"):  # revised, even to ok
             verdict = self.combine(
                 "conversion",
@@ -154,7 +155,8 @@ class FraudDetector:
                 campaign_id=campaign,
             )
             out.append(verdict)
-            flagged = int(verdict.action != "ok")
+            if verdict.action != "ok":
+                flagged.append(verdict.reasons[0])
         if click is not None:
             on_click = [h for h in hits if h.subject_id == click.touch_id]
             verdicts, newly = self._judge_clicks(
@@ -174,7 +176,8 @@ class FraudDetector:
             self.partners.record(
                 partner,
                 conversion.ts,
-                flagged=flagged,
+                flagged=len(flagged),
+                mechanisms=flagged,
                 ctit=ctit,
                 conversion=not repeat,
                 action=conversion.action,
@@ -183,9 +186,10 @@ class FraudDetector:
 
     def _judge_clicks(
         self, click_id: str, campaign: str, partner: str, ts: datetime, hits: list[Hit]
-    ) -> tuple[list[FraudVerdict], int]:
+    ) -> tuple[list[FraudVerdict], list[str]]:
         """Merge hits into each click's stored reasons; a verdict per click that changed,
-        and for each conversion judged on it that gains a reason."""
+        and for each conversion judged on it that gains a reason. Also the mechanism (the
+        first reason) of each click or conversion this convicted, for its partner."""
         by_click: dict[str, tuple[set[str], str, str]] = {}
         for hit in hits:
             subject = hit.subject_id or click_id
@@ -193,7 +197,8 @@ class FraudDetector:
                 subject, (set(), hit.campaign_id or campaign, hit.partner_id or partner)
             )
             entry[0].add(hit.reason)
-        out, newly = [], 0
+        out: list[FraudVerdict] = []
+        newly: list[str] = []
         for subject, (reasons, subject_campaign, subject_partner) in by_click.items():
             before: list[Any] = self.flagged.get(subject) or [ts.timestamp(), []]
             merged = set(before[1]) | reasons
@@ -209,11 +214,13 @@ class FraudDetector:
                 campaign_id=subject_campaign,
             )
             was_ok = self.combine.action(combined_score(ordered(before[1]))) == "ok"
-            newly += int(was_ok and verdict.action != "ok")
+            mechanism = verdict.reasons[0] if verdict.reasons else ""
+            if was_ok and verdict.action != "ok":
+                newly.append(mechanism)
             out.append(verdict)
             revised, convicted = self.inherited.revise(subject, merged)
             out += revised
-            newly += convicted
+            newly += [mechanism] * convicted
         return out, newly
 
     def close_windows(self, watermark: datetime) -> list[FraudVerdict]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from scipy.stats import kstest
 from clicktrail.config.registry import FraudSettings
 from clicktrail.contracts import StateStore
 from clicktrail.processors.fraud.anomaly import PartnerAnomaly
+from clicktrail.processors.fraud.hits import REASONS
 
 MAX_NETWORKS = 1000
 MAX_CTITS = 200
@@ -58,6 +60,23 @@ class PartnerWindow:
     features: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     cleared: bool = False  # no reasons, and the partner's previous window had some
+
+
+def _decayed(why: dict[str, float], decay: float, counts: dict[str, Any]) -> dict[str, float]:
+    """The running convictions per mechanism, decayed, plus this window's."""
+    out = {reason: n * decay for reason, n in why.items()}
+    for reason, n in (counts.get("why") or {}).items():
+        out[reason] = out.get(reason, 0.0) + n
+    return out
+
+
+def _dominant(why: dict[str, float], convicted: float) -> list[str]:
+    """The mechanism behind most of a partner's convictions (at least half of them), so its
+    verdict says what the partner does (``click_flood_network``), not only how much."""
+    if not why or convicted <= 0:
+        return []
+    reason = max(sorted(why), key=lambda r: why[r])
+    return [reason] if reason in REASONS and why[reason] >= 0.5 * convicted else []
 
 
 def _counts() -> dict[str, Any]:
@@ -86,6 +105,7 @@ class PartnerMonitor:
         ts: datetime,
         *,
         flagged: int = 0,
+        mechanisms: Sequence[str] = (),
         click_ip: str | None = None,
         is_click: bool = False,
         bot: bool = False,
@@ -93,7 +113,8 @@ class PartnerMonitor:
         conversion: bool = False,
         action: str | None = None,
     ) -> None:
-        """Count one judged event (or only extra ``flagged`` convictions) for a partner."""
+        """Count one judged event (or only extra ``flagged`` convictions) for a partner;
+        ``mechanisms``: the first reason of each conviction, when known."""
         state = self.store.get(partner)
         if state is None or "open" not in state:  # new, or kept by an older version
             state = _partner()
@@ -102,6 +123,11 @@ class PartnerMonitor:
             bucket = state["closed"] + 1  # late: its window is gone, the first open one takes it
         counts = state["open"].get(str(bucket)) or _counts()
         counts["flagged"] += flagged
+        if mechanisms:
+            why = dict(counts.get("why") or {})
+            for reason in mechanisms:
+                why[reason] = why.get(reason, 0) + 1
+            counts["why"] = why
         if is_click or conversion:
             counts["events"] += 1
         if is_click:
@@ -179,8 +205,15 @@ class PartnerMonitor:
         window_share = flagged / events if events else 0.0
         running = judged >= enough and share > self.settings.partner_share_alert
         sudden = events >= enough and window_share > self.settings.partner_window_share_alert
+        why = {
+            reason: n
+            for reason, n in _decayed(state.get("why") or {}, share_decay, counts).items()
+            if n >= 0.01
+        }
+        state["why"] = why
         if running or sudden:
             reasons.append("partner_fraud_share")
+            reasons += _dominant(why, state["convicted"])
         if late is not None and late > self.settings.late_ctit_share:
             reasons.append("late_ctit_tail")
         if self.model.is_anomalous(score):

@@ -141,7 +141,7 @@ def partner_message(
     )
 
 
-SHARE_REASONS = frozenset({"partner_fraud_share", "late_ctit_tail"})
+SHARE_REASONS = frozenset({"partner_fraud_share", "late_ctit_tail", "ctit_distribution"})
 PARTNER_SEVERITY = {"reject": Severity.critical, "suspicious": Severity.warning}
 
 
