@@ -358,6 +358,14 @@ class FraudSettings(Section):
         default_factory=lambda: ["bot", "crawler", "spider", "headless", "phantomjs", "selenium"]
     )
     partner_share_alert: float = Field(0.2, gt=0, le=1)
+    partner_share_confidence: float = Field(
+        0.99,
+        gt=0,
+        lt=1,
+        description="Confidence with which a partner's running flagged share must exceed "
+        "partner_share_alert (the lower end of its Wilson interval): an honest publisher "
+        "with some bots in its audience crosses the alert by chance on a quiet day",
+    )
     partner_window_share_alert: float = Field(
         0.5,
         gt=0,

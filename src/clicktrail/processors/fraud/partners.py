@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from scipy.stats import kstest
+from scipy.stats import binomtest, kstest
 
 from clicktrail.config.registry import FraudSettings
 from clicktrail.contracts import StateStore
@@ -60,6 +60,17 @@ class PartnerWindow:
     features: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     cleared: bool = False  # no reasons, and the partner's previous window had some
+
+
+def _surely_above(convicted: float, judged: float, settings: FraudSettings) -> bool:
+    """Is the running share above ``partner_share_alert`` beyond chance? The lower end of
+    its Wilson interval (scipy's ``binomtest``) at ``partner_share_confidence`` must be: a
+    small honest publisher with some bots in its audience reaches a point share over the
+    alert in a noisy day, a partner most of whose traffic is flagged stays far above it."""
+    n = max(1, round(judged))
+    k = min(n, round(convicted))
+    interval = binomtest(k, n).proportion_ci(settings.partner_share_confidence, method="wilson")
+    return bool(interval.low > settings.partner_share_alert)
 
 
 def _decayed(why: dict[str, float], decay: float, counts: dict[str, Any]) -> dict[str, float]:
@@ -203,7 +214,11 @@ class PartnerMonitor:
         score = self.model.score(features) if events else None
         reasons = []
         window_share = flagged / events if events else 0.0
-        running = judged >= enough and share > self.settings.partner_share_alert
+        running = (
+            judged >= enough
+            and share > self.settings.partner_share_alert
+            and _surely_above(state["convicted"], judged, self.settings)
+        )
         sudden = events >= enough and window_share > self.settings.partner_window_share_alert
         why = {
             reason: n
