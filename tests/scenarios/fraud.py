@@ -8,7 +8,7 @@ conversion from another country. Click ids are signed with the registry's key, f
 seeded random source, so the events are the same on every run. Expected values are
 worked out by hand from the events, not by running the processors.
 
-p-bad sends 19 judged events, under ``fraud.min_partner_conversions`` (20), so no
+p-bad sends 19 judged events, under ``fraud.min_partner_events`` (20 here), so no
 partner-level verdict comes out: those are judged per event-time window, and which
 window an event read late joins depends on the order a runtime reads its input.
 """
@@ -39,7 +39,7 @@ REGISTRY: dict[str, Any] = {
         },
     },
     "actions": {"install": {"min_ctit_seconds": 10}, "purchase": {"txid_policy": "update"}},
-    "fraud": {"datacenter_cidrs": ["203.0.113.0/24"]},
+    "fraud": {"datacenter_cidrs": ["203.0.113.0/24"], "min_partner_events": 20},
 }
 
 

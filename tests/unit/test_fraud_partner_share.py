@@ -37,3 +37,11 @@ def test_an_honest_publisher_with_some_bots_is_not_a_cheat() -> None:
 def test_a_partner_mostly_sending_bots_is_judged_and_named_by_them() -> None:
     reasons = verdict_reasons(0.7, 12)
     assert {"partner_fraud_share", "bot_user_agent"} <= reasons
+
+
+def test_a_small_partner_whose_every_event_is_flagged_is_judged() -> None:
+    """One forged postback an hour: never twenty events within a day's half-life, but no
+    chance explains them."""
+    reasons = verdict_reasons(1.0, 1, hours=24 * 5)
+    assert "partner_fraud_share" in reasons
+    assert "partner_fraud_share" not in verdict_reasons(0.2, 1, hours=24 * 5)

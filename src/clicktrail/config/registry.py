@@ -416,8 +416,16 @@ class FraudSettings(Section):
     min_partner_conversions: int = Field(
         20,
         ge=1,
-        description="Conversions (late-CTIT share) or judged events (fraud share) a partner "
-        "needs before its share is judged: a share of a handful of events is noise",
+        description="Conversions a partner needs before its late-CTIT share is judged, and "
+        "events in one window before that window's own fraud share is: a share of a "
+        "handful of events is noise",
+    )
+    min_partner_events: int = Field(
+        5,
+        ge=1,
+        description="Judged events (decayed over a day) a partner needs before its running "
+        "fraud share is judged. Low, because partner_share_confidence already asks for the "
+        "evidence: a small partner sending ten forged postbacks a day is judged too",
     )
     flood_ctit_distance: float = Field(
         0.4,

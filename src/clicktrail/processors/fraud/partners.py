@@ -215,7 +215,7 @@ class PartnerMonitor:
         reasons = []
         window_share = flagged / events if events else 0.0
         running = (
-            judged >= enough
+            judged >= self.settings.min_partner_events
             and share > self.settings.partner_share_alert
             and _surely_above(state["convicted"], judged, self.settings)
         )
