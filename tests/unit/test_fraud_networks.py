@@ -83,3 +83,15 @@ def test_limits_and_expiry() -> None:
     assert [bool(h) for h in hits] == [False, False, False, False, True]
     assert judge.expire(10**12) > 0
     assert judge.networks == {} and judge.devices == {}
+
+
+def test_a_flood_in_the_trackers_first_minutes_is_judged_too() -> None:
+    """Twelve clicks of other partners, then a flood session: the flood is most of what
+    the tracker has seen, so only the smoothed share of all clicks convicts it."""
+    judge, rng = rule(), random.Random(5)
+    background(judge, rng, 12, 0)
+    hits = [
+        judge(click(100 + n, seconds=30 + n * 20, partner="p-flood", ip="77.1.1.0"))
+        for n in range(12)
+    ]
+    assert any(Hit("click_flood_network") in h for h in hits)

@@ -472,7 +472,7 @@ class FraudSettings(Section):
         "carrier's NAT click for every partner the way all traffic does",
     )
     flood_network_pvalue: float = Field(
-        1e-6,
+        1e-5,
         gt=0,
         lt=1,
         description="The partner's clicks on the network must be this unlikely under its "

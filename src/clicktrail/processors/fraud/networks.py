@@ -41,6 +41,10 @@ from clicktrail.processors.fraud.hits import Hit
 ALL = "\x00all"
 """The ``fraud_network`` key holding every click's partner counts (the partners' shares)."""
 HOUR = 3600.0
+PRIOR_CLICKS = 10
+"""Clicks each partner seen is credited with before its share of all clicks is taken
+(additive smoothing): in a tracker's first minutes a flood is a large share of everything,
+and its raw share would excuse it."""
 KEEP_CLICKS = 64
 """Clicks a (partner, network) key keeps for its device count: more than any limit."""
 
@@ -81,17 +85,18 @@ class DedicatedNetworkRule:
         self.devices[key] = kept[-KEEP_CLICKS:]
         return hits
 
-    def _dedicated(self, here: tuple[int, int], overall: tuple[int, int]) -> bool:
+    def _dedicated(self, here: tuple[int, int, int], overall: tuple[int, int, int]) -> bool:
         """Does the network serve the partner far beyond the partner's share of all clicks?"""
-        mine, clicks = here
+        mine, clicks, _ = here
         if clicks < self.min_devices or mine < self.min_share * clicks:
             return False
-        share = overall[0] / overall[1]
+        share = (overall[0] + PRIOR_CLICKS) / (overall[1] + PRIOR_CLICKS * overall[2])
         return bool(binom.sf(mine - 1, clicks, share) < self.pvalue)
 
-    def _count(self, key: str, partner: str, ts: float) -> tuple[int, int]:
+    def _count(self, key: str, partner: str, ts: float) -> tuple[int, int, int]:
         """Add one click of ``partner`` at ``ts`` to ``key``'s hourly buckets; returns the
-        partner's clicks and all clicks of the key within ``hours`` of ``ts``."""
+        partner's clicks, all clicks of the key and the partners among them, within
+        ``hours`` of ``ts``."""
         entry: dict[str, dict[str, int]] = self.networks.get(key) or {}
         hour = str(int(ts // HOUR))
         bucket = dict(entry.get(hour) or {})
@@ -101,7 +106,12 @@ class DedicatedNetworkRule:
         kept = {h: b for h, b in entry.items() if int(h) > now - 2 * self.hours}
         self.networks[key] = kept
         near = [b for h, b in kept.items() if abs(int(h) - now) < self.hours]
-        return sum(b.get(partner, 0) for b in near), sum(sum(b.values()) for b in near)
+        partners = {name for b in near for name in b}
+        return (
+            sum(b.get(partner, 0) for b in near),
+            sum(sum(b.values()) for b in near),
+            len(partners),
+        )
 
     def expire(self, watermark: float) -> int:
         """Forget networks and windows the watermark has left behind."""
