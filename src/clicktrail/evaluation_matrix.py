@@ -33,7 +33,7 @@ SECTIONS = ("attribution", "fraud", "brand conflict", "per-action model")
 HIGHER_IS_WORSE = (
     "false-positive",
     "gap to oracle",
-    "mean absolute error",
+    "absolute error",
     "non-offenders",
     "calibration error",
 )
