@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from river import ensemble, linear_model, optim, preprocessing
+from river import linear_model, optim
 
 from clicktrail.contracts import ModelQuality
 from clicktrail.processors.models.features import FEATURE_VERSION, Features, without_crosses
@@ -109,10 +109,14 @@ def _logreg_ftrl(prior: float | None = None) -> Any:
 
 
 def _hashed_logreg(prior: float | None = None) -> Any:
+    from river import preprocessing  # the default model needs neither: keep start-up quick
+
     return preprocessing.FeatureHasher(n_features=1 << 12, seed=7) | _logreg(prior=prior)
 
 
 def _bagged_logreg(prior: float | None = None) -> Any:
+    from river import ensemble
+
     return ensemble.BaggingClassifier(model=_logreg(prior=prior), n_models=5, seed=7)
 
 
