@@ -4,7 +4,7 @@ The oracle scores with the true probabilities, which no model learns from a week
 traffic; how far below it a learner must stay depends on how many conversions there are to
 learn from. This runs the strongest learner of the models' own feature class that we know
 how to give those same clicks: an L2-regularised logistic regression fitted in batch
-(L-BFGS, scipy) on every label known so far, refitted at ``refits`` points through the
+(Newton-CG, scipy) on every label known so far, refitted at ``refits`` points through the
 second half, each fit scoring the clicks up to the next (true labels, no delay: it is
 favoured over the online models). Its second-half AUC against the oracle's on the same
 clicks is the part of the gap that no online setting can close.
@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from scipy import optimize, sparse
+from scipy import sparse
 
 from clicktrail.contracts import Click
 from clicktrail.metrics import auc
+from clicktrail.processors.models.batch import fit_logistic
 from clicktrail.processors.models.features import click_features, without_crosses
 
 L2 = 8.0
@@ -72,20 +73,6 @@ def _clicks(directory: Path) -> list[tuple[list[str], dict[str, float], dict[str
     return out
 
 
-def _fit(x: sparse.csr_matrix, y: np.ndarray, l2: float) -> np.ndarray:
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = x @ w[:-1] + w[-1]
-        value = float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * w[:-1] @ w[:-1])
-        residual = 1.0 / (1.0 + np.exp(-z)) - y
-        grad = np.empty_like(w)
-        grad[:-1] = x.T @ residual + l2 * w[:-1]
-        grad[-1] = residual.sum()
-        return value, grad
-
-    start = np.zeros(x.shape[1] + 1)
-    return np.asarray(optimize.minimize(loss, start, jac=True, method="L-BFGS-B").x)
-
-
 def ceiling(directory: Path, *, l2: float = L2, refits: int = REFITS) -> dict[str, Ceiling]:
     """Per action: the batch learner's and the oracle's AUC on the second half of its clicks."""
     clicks = _clicks(directory)
@@ -104,7 +91,7 @@ def ceiling(directory: Path, *, l2: float = L2, refits: int = REFITS) -> dict[st
         scores = np.empty(len(rows) - half)
         bounds = np.linspace(half, len(rows), refits + 1).astype(int)
         for start, end in itertools.pairwise(bounds.tolist()):
-            w = _fit(x[:start], y[:start], l2)
+            w = fit_logistic(x[:start], y[:start], l2)
             scores[start - half : end - half] = x[start:end] @ w[:-1]
         later = y[half:].astype(int).tolist()
         oracle = [p for _, p, _ in rows[half:]]
