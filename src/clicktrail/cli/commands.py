@@ -422,7 +422,7 @@ SELECT brand_id AS brand, offender_id AS offender,
        round(max(est_cpc_inflation), 3) AS cpc_inflation, round(sum(cost_impact), 2) AS cost_impact,
        ['info', 'warning', 'critical'][max(indexOf(['info', 'warning', 'critical'], severity))]
            AS severity,
-       max(last_seen) AS last_seen
+       min(first_seen) AS first_seen, max(last_seen) AS last_seen
 FROM {db}.brand_conflicts FINAL
 {where}
 GROUP BY brand, offender
