@@ -82,8 +82,12 @@ def _db(store: Store) -> str:
 
 
 def latest_day(store: Store) -> date | None:
-    """The last day the rollups hold, so a page opens on data rather than on today."""
-    rows = store.report(f"SELECT max(hour), count() FROM {_db(store)}.agg_hourly")
+    """The last day with traffic in the rollups, so a page opens on data rather than on
+    today (conversions that straggle in days after the last click do not move it)."""
+    rows = store.report(
+        f"SELECT max(hour), count() FROM {_db(store)}.agg_hourly "
+        "WHERE clicks > 0 OR impressions > 0"
+    )
     if not rows or not rows[0][1]:
         return None
     latest: datetime = rows[0][0]
