@@ -21,9 +21,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tests.unit.test_edge_app import Recorder
 
 from clicktrail.config import Registry, parse_registry
-from clicktrail.edge.app import build_app
+from clicktrail.edge.app import build_app, build_edge
+from clicktrail.edge.backend import BusBackend
 from clicktrail.runtime.replay import expand, replay, replay_runtime
 from clicktrail.simulate import Options, simulate
 from clicktrail.sinks.migrations import migrate
@@ -152,6 +154,9 @@ def test_login_sets_a_strict_session_cookie_and_logout_clears_it(world: World) -
     elsewhere = {"token": TOKEN, "next": "//evil.example/"}
     sent = fetch(world.app, "/ui/login", method="POST", data=elsewhere)
     assert sent.headers["location"] == "/ui/", "never redirected off the dashboard"
+    other_site = {"origin": "https://evil.example"}
+    forged = fetch(world.app, "/ui/login", method="POST", data={"token": TOKEN}, headers=other_site)
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
     out = fetch(world.app, "/ui/logout", method="POST", headers=session(world.app))
     assert out.status_code == 303 and "max-age=0" in out.headers["set-cookie"].lower()
     assert fetch(world.app, "/ui/logout").status_code == 405, "logout is a POST"
@@ -257,3 +262,22 @@ def test_the_package_ships_its_templates_and_stylesheet() -> None:
     text = (root / "pyproject.toml").read_text(encoding="utf-8")
     assert "ui/templates/*.html" in text and "ui/static/*" in text
     assert "Jinja2" in text
+
+
+def test_conflicts_page_shows_the_alert_history(world: World) -> None:
+    body = page(world, f"/ui/conflicts?{QS}")
+    [(alerts,)] = world.store.rows(
+        f"SELECT count() FROM {world.store.database}.alerts WHERE kind = 'brand_conflict'"
+    )
+    assert alerts > 0
+    assert body.count("<tr><td>20") >= min(alerts, 30) and 'id="alerts"' in body
+
+
+def test_the_scale_out_edge_serves_the_dashboard_from_a_store(world: World) -> None:
+    backend = BusBackend(world.registry, Recorder())
+    plain = build_edge(backend)
+    assert fetch(plain, "/ui/").status_code == 404
+    board = dashboard_app(world.store, world.registry, TOKEN)
+    edge = build_edge(backend, dashboard=board)
+    answer = fetch(edge, f"/ui/partners?{QS}", headers={"authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200 and "net-flood" in answer.text

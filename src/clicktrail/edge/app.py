@@ -170,14 +170,20 @@ def tracking_routes(ctx: EdgeContext) -> list[EdgeRoute]:
 
 
 def build_edge(
-    backend: EdgeBackend, *, clock: Clock | None = None, models: Path | None = None
+    backend: EdgeBackend,
+    *,
+    clock: Clock | None = None,
+    models: Path | None = None,
+    dashboard: ASGIApp | None = None,
 ) -> EdgeApp:
     """The scale-out edge (``clicktrail edge``): tracking routes and, given the workers'
-    model checkpoint, ``/v1/score``; no SQL."""
+    model checkpoint, ``/v1/score``; no analyst SQL. ``dashboard``: the ``/ui`` app over
+    the workers' ClickHouse, when the edge is given it."""
     ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
     scorer = CheckpointScorer(models) if models is not None else None
     score = EdgeRoute("/v1/score", ("GET",), Score(ctx, scorer))
-    return EdgeApp(ctx, [*tracking_routes(ctx), score])
+    apps = {"/ui": dashboard} if dashboard is not None else None
+    return EdgeApp(ctx, [*tracking_routes(ctx), score], apps)
 
 
 def build_app(

@@ -9,11 +9,12 @@ stylesheet and images, and are not cached.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -34,6 +35,8 @@ log = structlog.get_logger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_LOGIN_BODY = 4096
+FAILED_LOGIN_DELAY = 0.5
+"""Seconds a wrong token waits for its answer: guessing goes no faster than this."""
 HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -201,7 +204,10 @@ class Dashboard:
         }
 
     def conflicts(self, request: Request, period: params.Period) -> dict[str, Any]:
-        return {"conflicts": queries.conflicts(self.store, period)}
+        return {
+            "conflicts": queries.conflicts(self.store, period),
+            "alerts": queries.brand_alerts(self.store),
+        }
 
     def targeting(self, request: Request, period: params.Period) -> dict[str, Any]:
         found = queries.targeting(self.store, period, self.campaigns_of)
@@ -253,6 +259,8 @@ class Dashboard:
                     return RedirectResponse(target, status_code=303, headers=HEADERS)
                 return self.error(403, "Not allowed", decision.message)
             return self.render("login.html", page="login", next=target, failed=False)
+        if not _same_origin(request):
+            return self.error(403, "Not allowed", "The login form posts from this dashboard only.")
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -261,6 +269,7 @@ class Dashboard:
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
         target = _local_target(form.get("next", target))
         if not self.gate.valid_token(form.get("token", "").strip()):
+            await asyncio.sleep(FAILED_LOGIN_DELAY)
             return self.render("login.html", 403, page="login", next=target, failed=True)
         response = RedirectResponse(target, status_code=303, headers=HEADERS)
         response.set_cookie(
@@ -275,6 +284,8 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return self.error(403, "Not allowed", "Log out from this dashboard only.")
         response = RedirectResponse("/ui/login", status_code=303, headers=HEADERS)
         response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
         return response
@@ -292,6 +303,16 @@ class Dashboard:
             Route("/logout", self.logout, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post names its page's origin (browsers send ``Origin`` with every POST);
+    one from another site is refused, on top of the SameSite=Strict cookie."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc == host
 
 
 def _local_target(raw: str) -> str:

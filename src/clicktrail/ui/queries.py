@@ -602,6 +602,30 @@ def conflicts(store: Store, period: Period) -> list[Conflict]:
     return found
 
 
+@dataclass
+class AlertSent:
+    ts: datetime
+    key: str
+    severity: str
+    status: str
+    destination: str
+    attempt: int
+
+
+def brand_alerts(store: Store, limit: int = 30) -> list[AlertSent]:
+    """The latest brand-conflict alert attempts, whatever the period: an alert's time is
+    when it was sent, not the event time of the traffic behind it."""
+    return [
+        AlertSent(ts, str(key), str(sev), str(status), str(dest), int(attempt))
+        for ts, key, sev, status, dest, attempt in store.report(
+            f"""SELECT ts, dedup_key, severity, status, destination, attempt
+            FROM {_db(store)}.alerts WHERE kind = 'brand_conflict'
+            ORDER BY ts DESC LIMIT {{limit:UInt32}}""",
+            {"limit": limit},
+        )
+    ]
+
+
 # --- Targeting ------------------------------------------------------------------------
 
 
