@@ -174,6 +174,8 @@ def overview(store: Store, period: Period, goals: dict[str, dict[str, Any]]) -> 
     campaigns = []
     for (campaign, action), fig in sorted(by_campaign_action.items()):
         goal = goals.get(campaign, {}).get(action, {})
+        if not campaign or (fig.conversions <= 0 and not goal):
+            continue
         campaigns.append(
             CampaignAction(
                 campaign,
@@ -191,6 +193,7 @@ def overview(store: Store, period: Period, goals: dict[str, dict[str, Any]]) -> 
         WHERE last_seen >= {{start:DateTime64(3)}} AND first_seen < {{end:DateTime64(3)}}""",
         period.bounds(),
     )[0]
+    campaigns.sort(key=lambda c: (c.target_cpa is None and c.target_roas is None, -c.conversions))
     ordered = {a: actions[a] for a in action_order(set(actions))}
     return Overview(totals[0], totals[1], ordered, campaigns, int(count), float(cost))
 
@@ -310,6 +313,8 @@ class SubId:
     clicks: int
     flagged: int
     conversions: float
+    """Credited to its clicks, flagged ones (``rejected``: verdict not ok) included."""
+    rejected: float
     payout: float
 
 
@@ -349,10 +354,11 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
     found = partners(store, period, partner_id)
     partner = found[0] if found else Partner(partner_id)
     sub_ids = [
-        SubId(str(v), int(c), int(f), float(n), float(p))
-        for v, c, f, n, p in store.report(
+        SubId(str(v), int(c), int(f), float(n), float(r), float(p))
+        for v, c, f, n, r, p in store.report(
             f"""SELECT k.sub AS sub, count() AS clicks, sum(f.flagged) AS flagged,
-                   sum(v.conversions) AS conversions, toFloat64(sum(v.payout)) AS payout
+                   sum(v.conversions) AS conversions, sum(v.rejected) AS rejected,
+                   toFloat64(sum(v.payout)) AS payout
             FROM
             (
                 SELECT click_id, sub_ids[{{sub:String}}] AS sub FROM {db}.clicks
@@ -369,10 +375,12 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
             ) AS f ON k.click_id = f.click_id
             LEFT JOIN
             (
-                SELECT click_id, sum(weight) AS conversions, sum(payout) AS payout
+                SELECT click_id, sum(weight) AS conversions,
+                       sum(weight * (fraud_action != 'ok')) AS rejected, sum(payout) AS payout
                 FROM
                 (
-                    SELECT click_id, weight, payout FROM {db}.attributed_conversions
+                    SELECT click_id, weight, payout, fraud_action
+                    FROM {db}.attributed_conversions
                     WHERE partner_id = {{partner:String}} AND touch = 'click'
                       AND conversion_ts >= {{start:DateTime64(3)}}
                     ORDER BY version DESC
@@ -390,8 +398,9 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
             f"""SELECT ts, subject_type, subject_id, campaign_id, score, reasons, action
             FROM {db}.fraud_verdicts
             WHERE partner_id = {{partner:String}} AND action != 'ok'
+              AND subject_type IN ('click', 'conversion')
               AND ts >= {{start:DateTime64(3)}} AND ts < {{end:DateTime64(3)}}
-            ORDER BY subject_type = 'partner' DESC, score DESC, ts DESC LIMIT 25""",
+            ORDER BY ts DESC LIMIT 5 BY reasons LIMIT 25""",
             params,
         )
     ]
@@ -447,10 +456,12 @@ class Funnel:
 
 def stages_of(counts: dict[str, float], names: list[str]) -> list[Stage]:
     """Clicks per impression, then each action per click: actions need not follow one
-    another (an add-to-cart is no subset of signups), while each follows a click."""
+    another (an add-to-cart is no subset of signups), while each follows a click. No CTR
+    where clicks outnumber impressions (traffic reported without its impressions)."""
     impressions, clicks = counts.get("impressions", 0.0), counts.get("clicks", 0.0)
     out = [Stage("impressions", impressions), Stage("clicks", clicks)]
-    out[1].rate = clicks / impressions if impressions else None
+    # partners that report clicks without impressions (affiliates) make a CTR meaningless
+    out[1].rate = clicks / impressions if impressions >= clicks > 0 else None
     for name in names[2:]:
         count = counts.get(name, 0.0)
         out.append(Stage(name, count, count / clicks if clicks else None))
