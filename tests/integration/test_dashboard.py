@@ -281,3 +281,13 @@ def test_the_scale_out_edge_serves_the_dashboard_from_a_store(world: World) -> N
     edge = build_edge(backend, dashboard=board)
     answer = fetch(edge, f"/ui/partners?{QS}", headers={"authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 200 and "net-flood" in answer.text
+
+
+def test_an_empty_store_renders_every_page(store: Store) -> None:
+    app = dashboard_app(store, parse_registry({}), TOKEN)
+    bearer = {"authorization": f"Bearer {TOKEN}"}
+    for url in PAGES:
+        answer = fetch(app, url, headers=bearer)
+        assert answer.status_code == 200, (url, answer.text[-400:])
+    missing = fetch(app, "/ui/nothing", headers=bearer)
+    assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]

@@ -253,7 +253,8 @@ def _banner(url: str, store: Store, registry: Registry) -> str:
         f"{first}"
         f"Then look at it:\n"
         f'  {_this_command()} query "SELECT event_id, campaign_id, partner_id FROM '
-        f'{store.database}.clicks"'
+        f'{store.database}.clicks"\n'
+        f"Or open the dashboard: {url}/ui/"
     )
 
 

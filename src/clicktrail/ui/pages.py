@@ -20,6 +20,7 @@ import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -327,4 +328,13 @@ def dashboard_app(
 ) -> Starlette:
     """``/ui``: the dashboard, an app of its own that the edge serves under that prefix."""
     board = Dashboard(store, registry, Gate(token, trusted_proxies))
-    return Starlette(routes=[Mount("/ui", routes=list(board.routes()))])
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        title = {404: "Not found", 405: "Method not allowed"}.get(status, "Error")
+        return board.error(status, title, f"{request.method} {request.url.path}: {title.lower()}")
+
+    return Starlette(
+        routes=[Mount("/ui", routes=list(board.routes()))],
+        exception_handlers={HTTPException: http_error},
+    )
