@@ -215,7 +215,14 @@ def test_partner_figures_are_the_rollups_and_verdicts(world: World) -> None:
     assert flood and "reject" in flood.group(0)
     detail = page(world, f"/ui/partners/net-flood?{QS}")
     assert 'id="evidence"' in detail and "click_flood" in detail
-    assert 'id="subids"' in detail
+    assert 'id="subids"' in detail and 'id="ctit"' in detail
+    injected = page(world, f"/ui/partners/net-inject?{QS}")
+    first = re.search(r"<td>&lt; 10 s</td><td>.*?</svg> ([\d,]+)</td>", injected, re.S)
+    [(fast,)] = world.store.rows(
+        f"SELECT countIf(ctit_seconds < 10) FROM {db}.attributed_conversions "
+        "WHERE partner_id = 'net-inject' AND version = 1"
+    )
+    assert first and number(first.group(1)) == fast > 0, "injected installs come within 10 s"
 
 
 def test_advice_names_the_planted_cheats_and_bidders_and_no_honest_partner(world: World) -> None:

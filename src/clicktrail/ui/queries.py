@@ -14,6 +14,7 @@ names from :data:`clicktrail.ui.params.SEGMENTS`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ FIGURES = """sum(impressions), sum(clicks),
        toFloat64(sum(revenue - rejected_revenue)), toFloat64(sum(payout - rejected_payout)),
        toFloat64(sum(cost)), sum(rejected_conversions), toFloat64(sum(rejected_payout))"""
 """The figures of :class:`Figures`, in its field order, over ``agg_hourly_flagged``."""
+CTIT_EDGES = (10, 60, 600, 3600, 6 * 3600, 86_400)
+"""Bucket edges (seconds) of the CTIT histogram: injection lives under 10 s, honest
+conversions mostly within the hour, flooding in a long flat tail past a day."""
+CTIT_LABELS = ("< 10 s", "10 s-1 min", "1-10 min", "10 min-1 h", "1-6 h", "6-24 h", "> 1 day")
 ACTION_ORDER = ("lead", "signup", "add_to_cart", "install", "purchase")
 SEVERITIES = ("info", "warning", "critical")
 
@@ -346,6 +351,8 @@ class PartnerDetail:
     days: list[Day]
     ctit: tuple[float | None, float | None, float | None, float | None]
     """CTIT seconds: 10th percentile, median, 90th percentile, share over a day."""
+    ctit_histogram: list[tuple[str, int]]
+    """Credited conversions per CTIT bucket (:data:`CTIT_LABELS`)."""
 
 
 def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) -> PartnerDetail:
@@ -415,10 +422,16 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
             params,
         )
     ]
-    q10, q50, q90, late = store.report(
-        f"""SELECT q[1], q[2], q[3], late FROM
+    bounds = [0, *CTIT_EDGES, None]
+    counts = ", ".join(
+        f"countIf(ctit_seconds >= {lo}" + (f" AND ctit_seconds < {hi})" if hi is not None else ")")
+        for lo, hi in itertools.pairwise(bounds)
+    )
+    q10, q50, q90, late, buckets = store.report(
+        f"""SELECT q[1], q[2], q[3], late, buckets FROM
         (
             SELECT quantilesIf(0.1, 0.5, 0.9)(ctit_seconds, ctit_seconds IS NOT NULL) AS q,
+                   [{counts}] AS buckets,
                    if(countIf(ctit_seconds IS NOT NULL) > 0,
                       countIf(ctit_seconds > 86400) / countIf(ctit_seconds IS NOT NULL),
                       NULL) AS late,
@@ -430,7 +443,10 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
         params,
     )[0]
     q = [None if x is None or math.isnan(x) else float(x) for x in (q10, q50, q90, late)]
-    return PartnerDetail(partner, sub_key, sub_ids, evidence, days, (q[0], q[1], q[2], q[3]))
+    histogram = list(zip(CTIT_LABELS, (int(n) for n in buckets), strict=True))
+    return PartnerDetail(
+        partner, sub_key, sub_ids, evidence, days, (q[0], q[1], q[2], q[3]), histogram
+    )
 
 
 # --- Funnel ---------------------------------------------------------------------------
