@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
+import shutil
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import yaml
 from tests.unit.test_edge_app import Recorder
 
 from clicktrail.config import Registry, parse_registry
 from clicktrail.edge.app import build_app, build_edge
 from clicktrail.edge.backend import BusBackend
+from clicktrail.edge.serve import free_port
 from clicktrail.runtime.replay import expand, replay, replay_runtime
 from clicktrail.simulate import Options, simulate
 from clicktrail.sinks.migrations import migrate
@@ -298,3 +304,68 @@ def test_an_empty_store_renders_every_page(store: Store) -> None:
         assert answer.status_code == 200, (url, answer.text[-400:])
     missing = fetch(app, "/ui/nothing", headers=bearer)
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+
+
+SHOTS = [
+    ("overview", f"/ui/?{QS}"),
+    ("advice", f"/ui/advice?{QS}"),
+    ("partners", f"/ui/partners?{QS}"),
+    ("partner", f"/ui/partners/net-flood?{QS}"),
+    ("funnel", f"/ui/funnel?campaign=northwind-affiliates&segment=partner&{QS}"),
+    ("conflicts", f"/ui/conflicts?{QS}"),
+    ("targeting", f"/ui/targeting?{QS}"),
+]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Debian's chromium is not installed (apt-get install chromium); none is downloaded",
+)
+def test_a_real_browser_logs_in_and_sees_every_page(world: World, tmp_path: Path) -> None:
+    """Debian's chromium through Playwright, against the dashboard on a real port.
+    ``CLICKTRAIL_SCREENSHOTS=docs/images`` keeps the screenshots for docs/dashboard.md."""
+    chromium = str(CHROMIUM)
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (it drives the system chromium)"
+    )
+    out = Path(os.environ.get("CLICKTRAIL_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    app = dashboard_app(world.store, world.registry, TOKEN)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium, headless=True, args=["--no-sandbox"]
+            )
+            tab = browser.new_page(viewport={"width": 1280, "height": 900})
+            tab.goto(f"{base}/ui/advice?{QS}")
+            assert "/ui/login" in tab.url, "login is required"
+            tab.fill("input[name=token]", TOKEN)
+            tab.click("button[type=submit]")
+            tab.wait_for_url("**/ui/advice")
+            assert "Stop paying" in tab.content()
+            for name, url in SHOTS:
+                answer = tab.goto(base + url)
+                assert answer is not None and answer.status == 200, name
+                assert tab.locator("h1").first.is_visible(), name
+                tab.screenshot(path=str(out / f"dashboard-{name}.png"), full_page=True)
+            tab.set_viewport_size({"width": 390, "height": 844})
+            tab.goto(f"{base}/ui/advice?{QS}")
+            tab.screenshot(path=str(out / "dashboard-advice-phone.png"), full_page=True)
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert all((out / f"dashboard-{name}.png").stat().st_size > 0 for name, _ in SHOTS)
