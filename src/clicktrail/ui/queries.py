@@ -665,6 +665,8 @@ class Segment:
     conversions: float
     rate: float
     base_rate: float
+    predicted: float | None = None
+    """The models' mean P(action) over the segment's scored clicks."""
 
     @property
     def lift(self) -> float | None:
@@ -769,6 +771,28 @@ def targeting(store: Store, period: Period, campaigns_of: dict[str, set[str]]) -
         period.bounds(),
     ):
         deciles[action].append(Decile(action, int(decile), int(clicks), int(conversions), cost))
+    found = segments(store, period, campaigns_of)
+    by_segment = {
+        (action, country, device): float(mean)
+        for action, country, device, mean in store.report(
+            f"""SELECT x.action, k.country, k.device_type, avg(x.score)
+            FROM
+            (
+                SELECT click_id, action, score FROM {db}.click_scores
+                ARRAY JOIN mapKeys(scores) AS action, mapValues(scores) AS score
+                WHERE {in_ts}
+            ) AS x
+            INNER JOIN
+            (
+                SELECT click_id, country, device_type FROM {db}.clicks WHERE {in_ts}
+            ) AS k ON x.click_id = k.click_id
+            GROUP BY x.action, k.country, k.device_type""",
+            period.bounds(),
+        )
+    }
+    for action, rows in found.items():
+        for row in rows:
+            row.predicted = by_segment.get((action, row.country, row.device))
     predicted: dict[str, list[Predicted]] = defaultdict(list)
     for action, partner, clicks, mean in store.report(
         f"""SELECT action, partner_id, count() AS n, avg(score) AS mean
@@ -777,7 +801,7 @@ def targeting(store: Store, period: Period, campaigns_of: dict[str, set[str]]) -
         period.bounds(),
     ):
         predicted[action].append(Predicted(action, partner, int(clicks), float(mean)))
-    return Targeting(segments(store, period, campaigns_of), dict(deciles), dict(predicted))
+    return Targeting(found, dict(deciles), dict(predicted))
 
 
 def funnels_by_partner(store: Store, period: Period, below: float, min_volume: int) -> list[Funnel]:
