@@ -52,6 +52,8 @@ PAGES = [
     "/ui/funnel",
     "/ui/funnel?segment=partner",
     "/ui/funnel?segment=country&campaign=bluefin-affiliates",
+    "/ui/funnel?segment=os",
+    "/ui/funnel?segment=sub&sub=sub1&campaign=bluefin-affiliates",
     "/ui/conflicts",
     "/ui/targeting",
 ]
@@ -369,3 +371,14 @@ def test_a_real_browser_logs_in_and_sees_every_page(world: World, tmp_path: Path
         server.should_exit = True
         thread.join(10)
     assert all((out / f"dashboard-{name}.png").stat().st_size > 0 for name, _ in SHOTS)
+
+
+def test_the_funnel_split_by_os_starts_from_the_campaigns_clicks(world: World) -> None:
+    body = page(world, f"/ui/funnel?campaign=northwind-affiliates&segment=os&{QS}")
+    [(clicks,)] = world.store.rows(
+        f"SELECT count() FROM {world.store.database}.clicks "
+        "WHERE campaign_id = 'northwind-affiliates' AND ts < '2026-03-08 00:00:00'"
+    )
+    cells = re.findall(r'<td class="n[^"]*">([\d,]+)', body)
+    assert number(cells[1]) == clicks, "the 'all' row's clicks are the campaign's clicks"
+    assert "read from the raw tables" in body

@@ -181,6 +181,7 @@ class Dashboard:
     def funnel(self, request: Request, period: params.Period) -> dict[str, Any]:
         segment_name = request.query_params.get("segment", "")
         column = params.segment(segment_name)
+        sub = params.sub_key(request.query_params.get("sub", ""))
         campaigns = queries.campaigns_with_traffic(self.store, period)
         raw = request.query_params.get("campaign", "")
         campaign = params.key("campaign", raw) if raw else (campaigns[0] if campaigns else "")
@@ -192,6 +193,7 @@ class Dashboard:
                 column,
                 below=self.settings.funnel_below_norm,
                 min_volume=self.settings.min_stage_volume,
+                sub_key=sub,
             )
             if campaign
             else None
@@ -202,6 +204,8 @@ class Dashboard:
             "campaign": campaign,
             "segment": segment_name,
             "segments": params.SEGMENTS,
+            "sub": sub,
+            "raw": column in params.RAW_SEGMENTS,
         }
 
     def conflicts(self, request: Request, period: params.Period) -> dict[str, Any]:

@@ -24,8 +24,13 @@ SEGMENTS: dict[str, str] = {
     "device": "device_type",
     "partner": "partner_id",
     "channel": "channel",
+    "os": "os",
+    "sub": "sub",
 }
-"""Funnel segments: URL value -> column of ``agg_hourly``."""
+"""Funnel segments: URL value -> column of ``agg_hourly``, or of the raw tables for the
+ones no rollup holds (:data:`RAW_SEGMENTS`)."""
+RAW_SEGMENTS = frozenset({"os", "sub"})
+"""Splits read from the raw tables: ``os``, and ``sub`` (a sub-id, the key in ``sub=``)."""
 
 
 class BadParameter(ValueError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from clicktrail.cli.commands import CONFLICTS_VIEW
 from clicktrail.sinks.store import Store
-from clicktrail.ui.params import Period
+from clicktrail.ui.params import RAW_SEGMENTS, Period
 
 IN_PERIOD = "hour >= {start:DateTime} AND hour < {end:DateTime}"
 FIGURES = """sum(impressions), sum(clicks),
@@ -37,6 +37,11 @@ conversions mostly within the hour, flooding in a long flat tail past a day."""
 CTIT_LABELS = ("< 10 s", "10 s-1 min", "1-10 min", "10 min-1 h", "1-6 h", "6-24 h", "> 1 day")
 ACTION_ORDER = ("lead", "signup", "add_to_cart", "install", "purchase")
 SEVERITIES = ("info", "warning", "critical")
+EVIDENCE_IDS = 5
+"""Event ids shown per brand conflict."""
+MAX_SEGMENTS = 50
+"""Funnel rows shown, the most clicked first (a sub-id split can have thousands)."""
+"""Event ids shown per brand conflict."""
 
 
 @dataclass
@@ -528,6 +533,59 @@ def campaign_counts(
     return counts
 
 
+def raw_counts(
+    store: Store, period: Period, campaign_id: str, column: str, sub_key: str
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Like :func:`campaign_counts`, split by what no rollup holds: the OS, or a sub-id
+    (``column`` ``sub``, the key ``sub_key``). One campaign's raw rows in the period;
+    conversions are those credited to a click, net of fraud-rejected ones; impressions
+    carry no sub-ids."""
+    db = _db(store)
+    click_segment = "sub_ids[{sub:String}]" if column == "sub" else "os"
+    impression_segment = "''" if column == "sub" else "os"
+    in_ts = "ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}"
+    rows = store.report(
+        f"""SELECT segment, stage, sum(n) FROM
+        (
+            SELECT {impression_segment} AS segment, 'impressions' AS stage, toFloat64(count()) AS n
+            FROM {db}.impressions WHERE campaign_id = {{campaign:String}} AND {in_ts}
+            GROUP BY segment
+            UNION ALL
+            SELECT {click_segment} AS segment, 'clicks' AS stage, toFloat64(count()) AS n
+            FROM {db}.clicks WHERE campaign_id = {{campaign:String}} AND {in_ts}
+            GROUP BY segment
+            UNION ALL
+            SELECT k.segment AS segment, a.action AS stage, sum(a.weight) AS n
+            FROM
+            (
+                SELECT click_id, action, weight, fraud_action FROM
+                (
+                    SELECT click_id, action, weight, fraud_action, conversion_id, model
+                    FROM {db}.attributed_conversions
+                    WHERE campaign_id = {{campaign:String}} AND touch = 'click'
+                      AND conversion_ts >= {{start:DateTime64(3)}}
+                      AND conversion_ts < {{end:DateTime64(3)}}
+                    ORDER BY version DESC
+                    LIMIT 1 BY conversion_id, model, click_id
+                )
+                WHERE weight > 0 AND fraud_action != 'reject'
+            ) AS a
+            INNER JOIN
+            (
+                SELECT click_id, {click_segment} AS segment FROM {db}.clicks
+                WHERE campaign_id = {{campaign:String}}
+            ) AS k ON a.click_id = k.click_id
+            GROUP BY segment, stage
+        )
+        GROUP BY segment, stage""",
+        {**period.bounds(), "campaign": campaign_id, "sub": sub_key},
+    )
+    counts: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for segment, stage, n in rows:
+        counts[campaign_id, str(segment)][str(stage)] += float(n)
+    return counts
+
+
 def funnel(
     store: Store,
     period: Period,
@@ -536,17 +594,22 @@ def funnel(
     *,
     below: float,
     min_volume: int,
+    sub_key: str = "sub1",
 ) -> Funnel:
-    counts = campaign_counts(store, period, campaign_id, column)
+    if column in RAW_SEGMENTS:
+        counts = raw_counts(store, period, campaign_id, column, sub_key)
+    else:
+        counts = campaign_counts(store, period, campaign_id, column)
     total: dict[str, float] = defaultdict(float)
     for cell in counts.values():
         for name, value in cell.items():
             total[name] += value
     names = ["impressions", "clicks", *action_order(set(total) - {"impressions", "clicks"})]
     overall = stages_of(total, names)
+    biggest = sorted(counts.items(), key=lambda kv: -kv[1].get("clicks", 0))[:MAX_SEGMENTS]
     segments = [
         (seg, mark_below(stages_of(cell, names), overall, below, min_volume))
-        for (_, seg), cell in sorted(counts.items(), key=lambda kv: -kv[1].get("clicks", 0))
+        for (_, seg), cell in biggest
     ]
     return Funnel(campaign_id, column, names, overall, segments if column else [])
 
@@ -580,6 +643,8 @@ class Conflict:
     last_seen: datetime
     kind: str = "partner"
     official_campaigns: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    """A few of the event ids behind the conflict."""
 
 
 def _conflict(row: tuple[Any, ...]) -> Conflict:
@@ -613,10 +678,11 @@ def conflicts(store: Store, period: Period) -> list[Conflict]:
     sql = CONFLICTS_VIEW.format(db=_db(store), where=where)
     found = [_conflict(row) for row in store.report(sql, period.bounds())]
     details = {
-        (b, o): (k, list(c))
-        for b, o, k, c in store.report(
+        (b, o): (k, list(c), list(e))
+        for b, o, k, c, e in store.report(
             f"""SELECT brand_id, offender_id, any(offender_kind),
-                   groupUniqArrayIf(official_campaign_id, official_campaign_id != '')
+                   groupUniqArrayIf(official_campaign_id, official_campaign_id != ''),
+                   arraySlice(groupArrayArray(evidence_ids), 1, {EVIDENCE_IDS})
             FROM {_db(store)}.brand_conflicts FINAL
             WHERE last_seen >= {{start:DateTime64(3)}} AND first_seen < {{end:DateTime64(3)}}
             GROUP BY brand_id, offender_id""",
@@ -624,8 +690,11 @@ def conflicts(store: Store, period: Period) -> list[Conflict]:
         )
     }
     for conflict in found:
-        kind, campaigns = details.get((conflict.brand, conflict.offender), ("partner", []))
+        kind, campaigns, evidence = details.get(
+            (conflict.brand, conflict.offender), ("partner", [], [])
+        )
         conflict.kind, conflict.official_campaigns = str(kind), sorted(campaigns)
+        conflict.evidence = [str(e) for e in evidence]
     return found
 
 
