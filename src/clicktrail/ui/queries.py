@@ -25,7 +25,7 @@ from clicktrail.cli.commands import CONFLICTS_VIEW
 from clicktrail.sinks.store import Store
 from clicktrail.ui.params import RAW_SEGMENTS, Period
 
-IN_PERIOD = "hour >= {start:DateTime} AND hour < {end:DateTime}"
+IN_PERIOD = "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}"
 FIGURES = """sum(impressions), sum(clicks),
        sum(conversions - rejected_conversions), sum(approved - rejected_approved),
        toFloat64(sum(revenue - rejected_revenue)), toFloat64(sum(payout - rejected_payout)),
@@ -162,9 +162,9 @@ def overview(store: Store, period: Period, goals: dict[str, dict[str, Any]]) -> 
     campaign -> action -> (target_cpa, target_roas) from the registry."""
     before = period.previous()
     rows = store.report(
-        f"""SELECT hour >= {{start:DateTime}} AS current, campaign_id, action, {FIGURES}
+        f"""SELECT hour >= {{start:DateTime('UTC')}} AS current, campaign_id, action, {FIGURES}
         FROM {_db(store)}.agg_hourly_flagged
-        WHERE hour >= {{before:DateTime}} AND hour < {{end:DateTime}}
+        WHERE hour >= {{before:DateTime('UTC')}} AND hour < {{end:DateTime('UTC')}}
         GROUP BY current, campaign_id, action""",
         {**period.bounds(), "before": before.bounds()["start"]},
     )
@@ -200,7 +200,8 @@ def overview(store: Store, period: Period, goals: dict[str, dict[str, Any]]) -> 
     count, cost = store.report(
         f"""SELECT uniqExact(conflict_id), toFloat64(sum(ifNull(cost_impact, 0)))
         FROM {_db(store)}.brand_conflicts FINAL
-        WHERE last_seen >= {{start:DateTime64(3)}} AND first_seen < {{end:DateTime64(3)}}""",
+        WHERE last_seen >= {{start:DateTime64(3, 'UTC')}}
+          AND first_seen < {{end:DateTime64(3, 'UTC')}}""",
         period.bounds(),
     )[0]
     campaigns.sort(key=lambda c: (c.target_cpa is None and c.target_roas is None, -c.conversions))
@@ -275,7 +276,7 @@ def partners(store: Store, period: Period, partner_id: str | None = None) -> lis
         params,
     ):
         get(pid).figures.add(tuple(figures))
-    in_ts = f"ts >= {{start:DateTime64(3)}} AND ts < {{end:DateTime64(3)}} {only}"
+    in_ts = f"ts >= {{start:DateTime64(3, 'UTC')}} AND ts < {{end:DateTime64(3, 'UTC')}} {only}"
     verdicts = f"FROM {db}.fraud_verdicts WHERE {in_ts}"
     for pid, clicks, conversions in store.report(
         f"""SELECT partner_id, uniqExactIf(subject_id, subject_type = 'click'),
@@ -306,8 +307,8 @@ def partners(store: Store, period: Period, partner_id: str | None = None) -> lis
     for pid, count, cost in store.report(
         f"""SELECT offender_id, uniqExact(conflict_id), toFloat64(sum(ifNull(cost_impact, 0)))
         FROM {db}.brand_conflicts FINAL
-        WHERE offender_kind = 'partner' AND last_seen >= {{start:DateTime64(3)}}
-          AND first_seen < {{end:DateTime64(3)}}
+        WHERE offender_kind = 'partner' AND last_seen >= {{start:DateTime64(3, 'UTC')}}
+          AND first_seen < {{end:DateTime64(3, 'UTC')}}
           {"AND offender_id = {partner:String}" if partner_id is not None else ""}
         GROUP BY offender_id""",
         params,
@@ -375,15 +376,15 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
             (
                 SELECT click_id, sub_ids[{{sub:String}}] AS sub FROM {db}.clicks
                 WHERE partner_id = {{partner:String}}
-                  AND ts >= {{start:DateTime64(3)}} AND ts < {{end:DateTime64(3)}}
+                  AND ts >= {{start:DateTime64(3, 'UTC')}} AND ts < {{end:DateTime64(3, 'UTC')}}
             ) AS k
             LEFT JOIN
             (
                 SELECT DISTINCT subject_id AS click_id, toUInt8(1) AS flagged
                 FROM {db}.fraud_verdicts
                 WHERE partner_id = {{partner:String}} AND subject_type = 'click'
-                  AND action != 'ok' AND ts >= {{start:DateTime64(3)}}
-                  AND ts < {{end:DateTime64(3)}}
+                  AND action != 'ok' AND ts >= {{start:DateTime64(3, 'UTC')}}
+                  AND ts < {{end:DateTime64(3, 'UTC')}}
             ) AS f ON k.click_id = f.click_id
             LEFT JOIN
             (
@@ -394,7 +395,7 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
                     SELECT click_id, weight, payout, fraud_action
                     FROM {db}.attributed_conversions
                     WHERE partner_id = {{partner:String}} AND touch = 'click'
-                      AND conversion_ts >= {{start:DateTime64(3)}}
+                      AND conversion_ts >= {{start:DateTime64(3, 'UTC')}}
                     ORDER BY version DESC
                     LIMIT 1 BY conversion_id, model, click_id
                 )
@@ -411,7 +412,7 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
             FROM {db}.fraud_verdicts
             WHERE partner_id = {{partner:String}} AND action != 'ok'
               AND subject_type IN ('click', 'conversion')
-              AND ts >= {{start:DateTime64(3)}} AND ts < {{end:DateTime64(3)}}
+              AND ts >= {{start:DateTime64(3, 'UTC')}} AND ts < {{end:DateTime64(3, 'UTC')}}
             ORDER BY ts DESC LIMIT 5 BY reasons LIMIT 25""",
             params,
         )
@@ -443,7 +444,8 @@ def partner_detail(store: Store, period: Period, partner_id: str, sub_key: str) 
                    countIf(ctit_seconds IS NOT NULL) AS n
             FROM {db}.attributed_conversions
             WHERE partner_id = {{partner:String}} AND version = 1
-              AND conversion_ts >= {{start:DateTime64(3)}} AND conversion_ts < {{end:DateTime64(3)}}
+              AND conversion_ts >= {{start:DateTime64(3, 'UTC')}}
+                AND conversion_ts < {{end:DateTime64(3, 'UTC')}}
         )""",
         params,
     )[0]
@@ -543,7 +545,7 @@ def raw_counts(
     db = _db(store)
     click_segment = "sub_ids[{sub:String}]" if column == "sub" else "os"
     impression_segment = "''" if column == "sub" else "os"
-    in_ts = "ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}"
+    in_ts = "ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}"
     rows = store.report(
         f"""SELECT segment, stage, sum(n) FROM
         (
@@ -563,8 +565,8 @@ def raw_counts(
                     SELECT click_id, action, weight, fraud_action, conversion_id, model
                     FROM {db}.attributed_conversions
                     WHERE campaign_id = {{campaign:String}} AND touch = 'click'
-                      AND conversion_ts >= {{start:DateTime64(3)}}
-                      AND conversion_ts < {{end:DateTime64(3)}}
+                      AND conversion_ts >= {{start:DateTime64(3, 'UTC')}}
+                      AND conversion_ts < {{end:DateTime64(3, 'UTC')}}
                     ORDER BY version DESC
                     LIMIT 1 BY conversion_id, model, click_id
                 )
@@ -674,7 +676,8 @@ def conflicts(store: Store, period: Period) -> list[Conflict]:
     seen in the period (their counts are since first seen)."""
     where = f"""WHERE conflict_id IN (
         SELECT conflict_id FROM {_db(store)}.brand_conflicts
-        WHERE last_seen >= {{start:DateTime64(3)}} AND first_seen < {{end:DateTime64(3)}})"""
+        WHERE last_seen >= {{start:DateTime64(3, 'UTC')}}
+          AND first_seen < {{end:DateTime64(3, 'UTC')}})"""
     sql = CONFLICTS_VIEW.format(db=_db(store), where=where)
     found = [_conflict(row) for row in store.report(sql, period.bounds())]
     details = {
@@ -684,7 +687,8 @@ def conflicts(store: Store, period: Period) -> list[Conflict]:
                    groupUniqArrayIf(official_campaign_id, official_campaign_id != ''),
                    arraySlice(groupArrayArray(evidence_ids), 1, {EVIDENCE_IDS})
             FROM {_db(store)}.brand_conflicts FINAL
-            WHERE last_seen >= {{start:DateTime64(3)}} AND first_seen < {{end:DateTime64(3)}}
+            WHERE last_seen >= {{start:DateTime64(3, 'UTC')}}
+              AND first_seen < {{end:DateTime64(3, 'UTC')}}
             GROUP BY brand_id, offender_id""",
             period.bounds(),
         )
@@ -811,7 +815,7 @@ def segments(
 
 def targeting(store: Store, period: Period, campaigns_of: dict[str, set[str]]) -> Targeting:
     db = _db(store)
-    in_ts = "ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}"
+    in_ts = "ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}"
     deciles: dict[str, list[Decile]] = defaultdict(list)
     for action, decile, clicks, conversions, cost in store.report(
         f"""SELECT action, decile, count(), sum(converted), sum(cost)
@@ -831,7 +835,7 @@ def targeting(store: Store, period: Period, campaigns_of: dict[str, set[str]]) -
                 SELECT DISTINCT click_id, action, toUInt8(1) AS converted
                 FROM {db}.attributed_conversions
                 WHERE touch = 'click' AND weight > 0 AND fraud_action != 'reject'
-                  AND conversion_ts >= {{start:DateTime64(3)}}
+                  AND conversion_ts >= {{start:DateTime64(3, 'UTC')}}
             ) AS c ON x.click_id = c.click_id AND x.action = c.action
             LEFT JOIN (SELECT click_id, cost FROM {db}.clicks WHERE {in_ts}) AS k
                 ON x.click_id = k.click_id
