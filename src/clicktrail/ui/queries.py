@@ -29,7 +29,8 @@ IN_PERIOD = "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}"
 FIGURES = """sum(impressions), sum(clicks),
        sum(conversions - rejected_conversions), sum(approved - rejected_approved),
        toFloat64(sum(revenue - rejected_revenue)), toFloat64(sum(payout - rejected_payout)),
-       toFloat64(sum(cost)), sum(rejected_conversions), toFloat64(sum(rejected_payout))"""
+       toFloat64(sum(cost)), sum(rejected_conversions), toFloat64(sum(rejected_payout)),
+       sum(suspicious_conversions)"""
 """The figures of :class:`Figures`, in its field order, over ``agg_hourly_flagged``."""
 CTIT_EDGES = (10, 60, 600, 3600, 6 * 3600, 86_400)
 """Bucket edges (seconds) of the CTIT histogram: injection lives under 10 s, honest
@@ -57,6 +58,8 @@ class Figures:
     cost: float = 0.0
     rejected: float = 0.0
     withheld: float = 0.0
+    suspicious: float = 0.0
+    """Conversions whose verdict is suspicious and not escalated (counted, not withheld)."""
 
     def add(self, row: tuple[Any, ...]) -> None:
         self.impressions += int(row[0])
@@ -68,6 +71,7 @@ class Figures:
         self.cost += float(row[6])
         self.rejected += float(row[7])
         self.withheld += float(row[8])
+        self.suspicious += float(row[9])
 
     @property
     def spend(self) -> float:
@@ -233,8 +237,10 @@ class Partner:
 
     @property
     def conversion_share(self) -> float | None:
+        """Flagged as the rollups count it (migration 010): rejected or suspicious."""
         total = self.figures.conversions + self.figures.rejected
-        return min(1.0, self.flagged_conversions / total) if total > 0 else None
+        flagged = self.figures.rejected + self.figures.suspicious
+        return min(1.0, flagged / total) if total > 0 else None
 
     @property
     def flagged_share(self) -> float | None:
