@@ -142,7 +142,7 @@ def test_every_page_needs_the_operator_token(world: World) -> None:
     for url in PAGES:
         anonymous = fetch(world.app, url)
         assert anonymous.status_code == 303, url
-        assert anonymous.headers["location"].startswith("/ui/login?next=/ui/")
+        assert anonymous.headers["location"].startswith("/ui/login?next=%2Fui%2F")
     wrong = fetch(world.app, "/ui/", headers={"authorization": "Bearer not-the-token"})
     assert wrong.status_code == 403
     assert fetch(world.app, "/ui/", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
@@ -159,6 +159,10 @@ def test_login_sets_a_strict_session_cookie_and_logout_clears_it(world: World) -
     cookie = accepted.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
     assert TOKEN not in accepted.headers["set-cookie"]
+    back = fetch(
+        world.app, "/ui/login", method="POST", data={"token": TOKEN, "next": f"/ui/partners?{QS}"}
+    )
+    assert back.headers["location"] == f"/ui/partners?{QS}", "back to the page asked for"
     elsewhere = {"token": TOKEN, "next": "//evil.example/"}
     sent = fetch(world.app, "/ui/login", method="POST", data=elsewhere)
     assert sent.headers["location"] == "/ui/", "never redirected off the dashboard"
@@ -356,7 +360,7 @@ def test_a_real_browser_logs_in_and_sees_every_page(world: World, tmp_path: Path
             assert "/ui/login" in tab.url, "login is required"
             tab.fill("input[name=token]", TOKEN)
             tab.click("button[type=submit]")
-            tab.wait_for_url("**/ui/advice")
+            tab.wait_for_url(f"**/ui/advice?{QS}")
             assert "Stop paying" in tab.content()
             for name, url in SHOTS:
                 answer = tab.goto(base + url)

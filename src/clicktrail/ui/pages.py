@@ -105,14 +105,17 @@ class Dashboard:
             for cid, c in registry.campaigns.items()
             if c.goals
         }
+        # the campaigns whose advertiser pays each action (none listed: every campaign)
         self.campaigns_of: dict[str, set[str]] = {}
         for action in registry.actions:
-            self.campaigns_of[action] = {
+            paying = {
                 cid
                 for cid, c in registry.campaigns.items()
                 if not registry.advertisers[c.advertiser].actions
                 or action in registry.advertisers[c.advertiser].actions
             }
+            if paying:
+                self.campaigns_of[action] = paying
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -130,7 +133,8 @@ class Dashboard:
             decision = self.gate.check(request)
             if not decision.allowed:
                 if decision.status == 401:
-                    target = "/ui/login?next=" + quote(request.url.path, safe="/")
+                    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    target = "/ui/login?next=" + quote(here, safe="")
                     return RedirectResponse(target, status_code=303, headers=HEADERS)
                 return self.error(decision.status, "Not allowed", decision.message)
             query = dict(request.query_params)
