@@ -224,7 +224,15 @@ class Dashboard:
             action: sorted(rows, key=lambda s: -advice.wilson_low(s.conversions, s.clicks))[:10]
             for action, rows in found.segments.items()
         }
-        return {"t": found, "ranked": ranked, "wilson": advice.wilson_low}
+        enough = self.settings.min_stage_volume
+        predicted = {
+            action: sorted(
+                (s for s in rows if s.predicted is not None and s.clicks >= enough),
+                key=lambda s: -(s.predicted or 0.0),
+            )[:5]
+            for action, rows in found.segments.items()
+        }
+        return {"t": found, "ranked": ranked, "predicted": predicted}
 
     def advice(self, request: Request, period: params.Period) -> dict[str, Any]:
         return {"advice": self.compute_advice(period)}
