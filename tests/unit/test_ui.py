@@ -168,6 +168,11 @@ class TestAdvice:
             advice.goals(Overview(Figures(), Figures(), {}, [on_goal], 0, 0.0), self.settings, "")
             == []
         )
+        none = CampaignAction("c3", "lead", 0, 0.0, 80.0, target_cpa=4.0)
+        [nothing] = advice.goals(
+            Overview(Figures(), Figures(), {}, [none], 0, 0.0), self.settings, ""
+        )
+        assert nothing.money == 80.0 and "not one lead conversion" in nothing.text
         small = advice.Advice("segment", "x", "", 0.0, "", "", "")
         assert advice.rank([small, over]) == [over, small]
 

@@ -165,6 +165,20 @@ def goals(overview: Overview, settings: DashboardSettings, query: str) -> list[A
         sure = "High" if row.conversions >= 30 else "Low" if row.conversions < 10 else "Medium"
         confidence = f"{sure}: {row.conversions:,.0f} {row.action} conversions in the period."
         link = f"/ui/funnel?campaign={quote(row.campaign_id, safe='')}&segment=partner&{query}"
+        if row.target_cpa is not None and row.conversions <= 0 and row.spend > 0:
+            out.append(
+                Advice(
+                    "cpa_over_goal",
+                    row.campaign_id,
+                    f"{row.campaign_id}: {money(row.spend, settings.currency)} spent and not one "
+                    f"{row.action} conversion against a CPA goal of "
+                    f"{money(row.target_cpa, settings.currency)}. Check its funnel and tracking.",
+                    row.spend,
+                    "Medium: no conversion of this action in the period.",
+                    link,
+                    "funnel by partner",
+                )
+            )
         if row.over_goal and cpa is not None and row.target_cpa is not None:
             over = (cpa - row.target_cpa) * row.conversions
             out.append(

@@ -185,6 +185,10 @@ def overview(store: Store, period: Period, goals: dict[str, dict[str, Any]]) -> 
             by_campaign[campaign].add(tuple(figures))
             if action:
                 by_campaign_action[campaign, action].add(tuple(figures))
+    for campaign, targets in goals.items():  # a goal with spend and no conversion at all
+        for action in targets:
+            if campaign in by_campaign and (campaign, action) not in by_campaign_action:
+                by_campaign_action[campaign, action] = Figures()
     campaigns = []
     for (campaign, action), fig in sorted(by_campaign_action.items()):
         goal = goals.get(campaign, {}).get(action, {})
