@@ -89,10 +89,14 @@ def stop_paying(partners: list[Partner], settings: DashboardSettings, query: str
         mechanisms = list(dict.fromkeys(words(r) for r in reasons))[:2]
         unit = p.flagged_unit
         low = wilson_low(share * p.volume, p.volume)
+        held = (
+            f"{money(p.figures.withheld, settings.currency)} of payouts are on hold"
+            if p.figures.withheld > 0
+            else "none of its payouts is on hold yet"
+        )
         text = (
             f"Stop paying {p.partner_id}: {share:.0%} of its {unit} in this period were flagged "
-            f"({', '.join(mechanisms)}); {money(p.figures.withheld, settings.currency)} of "
-            f"payouts are on hold"
+            f"({', '.join(mechanisms)}); {held}"
         )
         if p.figures.payout > 0:
             text += f" and {money(p.figures.payout, settings.currency)} still counts as owed"
