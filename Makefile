@@ -10,7 +10,7 @@ CONFIG ?= deploy/clicktrail.example.yaml
 KAFKA_PORT ?= 19092
 PYTEST_ARGS ?=
 
-.PHONY: venv run test unit lint format schemas bench kafka-up kafka-down clean help
+.PHONY: venv run test unit lint format schemas bench kafka-up kafka-down clean help browser
 
 help:
 	@echo "make run      start clicktrail on http://127.0.0.1:8080 (embedded runtime, chDB store in ./var)"
@@ -47,8 +47,18 @@ schemas: venv
 unit: venv
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
 
+# The dashboard's browser test drives Debian's chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	( if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the dashboard's browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+		echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "no chromium (apt-get install chromium): the browser test will be skipped"; fi )
+
 # Uses KAFKA_BOOTSTRAP if it is set, else starts deploy/kafka's broker and stops it afterwards.
-test: lint
+test: lint browser
 	@if [ -n "$$KAFKA_BOOTSTRAP" ]; then \
 		$(BIN)/pytest $(PYTEST_ARGS); \
 	else \
