@@ -35,8 +35,10 @@ from clicktrail.edge.insights import AuctionInsightsImport
 from clicktrail.edge.pixel import ImpressionPixel
 from clicktrail.edge.postback import ConversionPixel, Postback
 from clicktrail.edge.query import Query
+from clicktrail.edge.sales import SalesImport
 from clicktrail.edge.score import CheckpointScorer, Score
 from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.runtime.reconcile import SalesLedger
 
 log = structlog.get_logger(__name__)
 
@@ -157,8 +159,9 @@ def build_edge(
 def build_app(
     runtime: EmbeddedRuntime, *, query_token: str | None = None, clock: Clock | None = None
 ) -> EdgeApp:
-    """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``
-    and ``/v1/score`` from the live models.
+    """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``,
+    ``/v1/score`` from the live models and ``/v1/sales`` (reconciliation, which reads the
+    store and updates conversions the runtime holds).
 
     ``query_token`` overrides the operator token otherwise read from the environment or
     the registry (:func:`clicktrail.edge.query.operator_token`)."""
@@ -170,4 +173,6 @@ def build_app(
     query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token, proxies))
     live = Score(ctx, lambda: runtime.pipeline.models.models, runtime.models_lock)
     score = EdgeRoute("/v1/score", ("GET",), live)
-    return EdgeApp(ctx, [*tracking_routes(ctx), query, score])
+    ledger = SalesLedger(registry, runtime.store)
+    sales = EdgeRoute("/v1/sales", ("POST",), SalesImport(ctx, ledger))
+    return EdgeApp(ctx, [*tracking_routes(ctx), query, score, sales])
