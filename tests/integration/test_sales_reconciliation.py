@@ -37,6 +37,7 @@ class World:
     runtime: EmbeddedRuntime
     store: Store
     app: EdgeApp
+    exports: list[bytes] = field(default_factory=list)
 
     def post(
         self,
@@ -237,6 +238,7 @@ def test_an_export_is_matched_and_updates_conversions_once(world: World) -> None
     conversions = tracked(world)
     assert len(conversions) >= 20
     planted = plan(conversions)
+    world.exports.append(planted.csv)
     before = {row[0]: row for row in state(world)}
 
     status, answer = world.post(planted.csv)
@@ -373,3 +375,35 @@ def test_cli_reads_the_export_before_sending(tmp_path: Path) -> None:
     bad.write_text("id;when\n1;2\n", encoding="utf-8")
     with pytest.raises(ImportFailed, match="header lacks"):
         read_export(bad)
+
+
+def test_the_commands_import_and_summarise_in_plain_words(
+    world: World, tmp_path: Path, chdb_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Last in this module: serving starts the runtime's processing and closes it after."""
+    from clicktrail.cli.main import main
+    from clicktrail.edge.serve import free_port, serve_in_thread
+
+    export = tmp_path / "orders.csv"
+    export.write_bytes(world.exports[0] if world.exports else plan(tracked(world)).csv)
+    assert main(["import-sales", str(tmp_path / "nope.csv")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    down = f"http://127.0.0.1:{free_port()}"
+    key = ["--api-key", KEYS[ADVERTISER]]
+    assert main(["import-sales", str(export), "--url", down, *key]) == 1
+    assert "did not answer" in capsys.readouterr().err
+
+    with serve_in_thread(world.app) as base:
+        assert main(["import-sales", str(export), "--url", base, *key]) == 0
+    out = capsys.readouterr().out
+    assert f"orders for {ADVERTISER} from {export}" in out
+    assert " conversions updated; import sales-" in out
+    assert "payout at risk" in out and "not tracked" in out
+    assert "sold but never tracked: a tracking gap" in out
+
+    database = ["--store", chdb_dsn, "--database", world.store.database]
+    assert main(["reconcile", *database, "--advertiser", ADVERTISER]) == 0
+    view = capsys.readouterr().out
+    assert view.startswith(f"advertiser {ADVERTISER}\n")
+    assert "of payouts at risk" in view
+    assert main(["reconcile", *database, "--advertiser", "no one"]) == 2

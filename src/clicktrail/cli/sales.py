@@ -236,40 +236,50 @@ def render_summary(rows: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join([*lines, "", *sentences] if sentences else lines)
 
 
+MONEY = frozenset({"payout_at_risk", "untracked_amount", "amount_difference"})
+
+
 def _cell(name: str, row: Mapping[str, Any]) -> str:
     value = row.get(name if name != "partner" else "partner_id")
     if name == "partner":
-        return str(value) or "(not tracked)"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
+        return str(value) or "(no partner)"
+    if name in MONEY:
+        return f"{float(value or 0):,.2f}"
     return str(value if value is not None else "")
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def advice(row: Mapping[str, Any]) -> str:
-    """What a manager should know about one partner's line, in words."""
+    """What a manager should know about one line, in words ('' when nothing)."""
     partner, currency = row.get("partner_id") or "", row.get("currency", "")
     parts = []
-    if row.get("tracked_not_sold") or row.get("refunded"):
-        not_sold = int(row.get("tracked_not_sold", 0)) + int(row.get("refunded", 0))
-        parts.append(
-            f"{not_sold} tracked conversions were not sold or were refunded: "
-            f"{row.get('payout_at_risk', 0):,.2f} {currency} of payouts at risk"
-        )
+    not_sold = int(row.get("tracked_not_sold") or 0) + int(row.get("refunded") or 0)
+    if not_sold:
+        at_risk = float(row.get("payout_at_risk") or 0)
+        text = f"{_count(not_sold, 'tracked conversion')} not sold or refunded"
+        if at_risk > 0:
+            text += f": {at_risk:,.2f} {currency} of payouts at risk"
+        else:
+            text += " (already rejected: no payout at risk)"
+        parts.append(text)
     if row.get("amount_differences"):
-        parts.append(
-            f"{row['amount_differences']} orders sold for {row.get('amount_difference', 0):+,.2f} "
-            f"{currency} against what was tracked"
-        )
+        difference = float(row.get("amount_difference") or 0)
+        orders = _count(int(row["amount_differences"]), "order")
+        parts.append(f"{orders} sold for {difference:+,.2f} {currency} against what was tracked")
     if row.get("currency_mismatches"):
-        parts.append(f"{row['currency_mismatches']} orders were sold in another currency")
-    if not partner:
-        if row.get("sold_not_tracked"):
-            return (
-                f"{row['sold_not_tracked']} orders ({row.get('untracked_amount', 0):,.2f} "
-                f"{currency}) were sold but never tracked: a tracking gap to look at"
-            )
+        orders = _count(int(row["currency_mismatches"]), "order")
+        parts.append(f"{orders} sold in another currency than tracked")
+    if row.get("sold_not_tracked"):
+        amount = float(row.get("untracked_amount") or 0)
+        orders = _count(int(row["sold_not_tracked"]), "order")
+        parts.append(f"{orders} ({amount:,.2f} {currency}) sold but never tracked: a tracking gap")
+    if not parts:
         return ""
-    return f"{partner}: " + "; ".join(parts) + "." if parts else ""
+    who = partner or "Without a partner"
+    return f"{who}: " + "; ".join(parts) + "."
 
 
 def reconcile_view(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ for _status, _words in {
         "canceled",
         "chargeback",
         "charged_back",
+        "charge_back",
         "returned",
         "declined",
         "failed",
