@@ -377,6 +377,27 @@ def test_cli_reads_the_export_before_sending(tmp_path: Path) -> None:
         read_export(bad)
 
 
+def test_a_restarted_service_records_the_pairs_but_counts_nothing_again(world: World) -> None:
+    """The embedded runtime keeps its attribution state in memory: after a restart an
+    update would be a new conversion, so it is held back."""
+    live = next(c for c in tracked(world) if c.status == "approved")
+    restarted = EmbeddedRuntime(world.runtime.registry, world.store)
+    restarted.bus.begin_source(f"run:{uuid.uuid4().hex[:8]}")
+    after_restart = World(restarted, world.store, build_app(restarted))
+    before = state(world)
+    export = f"order_id,date,amount,currency,status\n{live.txid},{live.ts[:10]},1,EUR,refunded\n"
+    status, answer = after_restart.post(export.encode())
+    assert status == 200
+    assert (answer["updates"], answer["not_updated"]) == (0, 1)
+    after_restart.settle()
+    assert state(world) == before
+    updated = world.rows(
+        "SELECT updated FROM {db}.reconciliation FINAL "
+        f"WHERE conversion_id = '{live.conversion_id}'"
+    )
+    assert updated == [(False,)]
+
+
 def test_the_commands_import_and_summarise_in_plain_words(
     world: World, tmp_path: Path, chdb_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -151,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
         f"{args.file} ({len(answer.get('rejected', []))} refused, "
         f"{answer.get('updates', 0)} conversions updated; import {answer.get('import_id')})"
     )
+    if answer.get("not_updated"):
+        print(
+            f"{answer['not_updated']} matched conversions were not updated: the service no "
+            "longer holds them (it restarted since they were tracked, or they are older than "
+            "its attribution state); their pairs are recorded all the same",
+            file=sys.stderr,
+        )
     if outcomes:
         print("this import: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     print()

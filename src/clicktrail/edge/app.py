@@ -174,5 +174,6 @@ def build_app(
     live = Score(ctx, lambda: runtime.pipeline.models.models, runtime.models_lock)
     score = EdgeRoute("/v1/score", ("GET",), live)
     ledger = SalesLedger(registry, runtime.store)
-    sales = EdgeRoute("/v1/sales", ("POST",), SalesImport(ctx, ledger))
+    holds = runtime.pipeline.attributor.holds
+    sales = EdgeRoute("/v1/sales", ("POST",), SalesImport(ctx, ledger, holds))
     return EdgeApp(ctx, [*tracking_routes(ctx), query, score, sales])

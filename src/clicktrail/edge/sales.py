@@ -12,10 +12,12 @@ updates are published here, on the loop, through the same intake gate; the store
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from clicktrail.contracts import Conversion
 from clicktrail.edge.auth import NOT_OWNED, Principal
 from clicktrail.edge.context import EdgeContext
 from clicktrail.edge.endpoint import Call, Endpoint
@@ -65,9 +67,18 @@ class SalesImport(Endpoint):
     name = "sales"
     source = SOURCE
 
-    def __init__(self, ctx: EdgeContext, ledger: SalesLedger) -> None:
+    def __init__(
+        self,
+        ctx: EdgeContext,
+        ledger: SalesLedger,
+        holds: Callable[[Conversion], bool] | None = None,
+    ) -> None:
+        """``holds``: whether the runtime still remembers a conversion an update is for
+        (see :meth:`~clicktrail.processors.attribution.Attributor.holds`); None sends every
+        update."""
         super().__init__(ctx)
         self.ledger = ledger
+        self.holds = holds
 
     async def handle(self, call: Call) -> Reply:
         ctx = self.ctx
@@ -117,7 +128,7 @@ class SalesImport(Endpoint):
             )
         except StoreError as error:
             raise EdgeError(503, "store_unavailable", f"cannot read the store: {error}") from None
-        updates = self._publish(result)
+        updates, held = self._publish(result)
         try:
             await asyncio.to_thread(self.ledger.record, result.records)
             summary = await asyncio.to_thread(self.ledger.summary, advertiser)
@@ -131,6 +142,7 @@ class SalesImport(Endpoint):
                 parsed=parsed,
                 result=result,
                 updates=updates,
+                held=held,
                 rejected=rejected,
                 summary=summary,
             ),
@@ -173,14 +185,26 @@ class SalesImport(Endpoint):
         parsed.orders, parsed.rows = kept, rows
         parsed.errors.sort(key=lambda e: e.row)
 
-    def _publish(self, result: Reconciliation) -> int:
+    def _publish(self, result: Reconciliation) -> tuple[int, int]:
         """The status updates onto the bus, as postbacks go (the gate dead-letters any
-        the intake refuses, e.g. a conversion dated in the future)."""
+        the intake refuses); (sent, held back).
+
+        An update for a conversion the runtime no longer remembers (the service restarted
+        since, or the conversion is older than the attribution state keeps) would be
+        counted as a new conversion: it is held back, and its pair says it was not
+        updated."""
         sent = 0
-        for update in result.updates:
-            if not isinstance(self.ctx.backend.submit(update, SOURCE), Rejection):
+        held: set[str] = set()
+        for conversion_id, update in zip(result.updated, result.updates, strict=True):
+            if self.holds is not None and not self.holds(Conversion.model_validate(update)):
+                held.add(conversion_id)
+                continue
+            if isinstance(self.ctx.backend.submit(update, SOURCE), Rejection):
+                held.add(conversion_id)
+            else:
                 sent += 1
-        return sent
+        result.held_back(held)
+        return sent, len(held)
 
 
 def answer(
@@ -189,6 +213,7 @@ def answer(
     parsed: ParsedSales,
     result: Reconciliation,
     updates: int,
+    held: int,
     rejected: list[dict[str, Any]],
     summary: list[PartnerSummary],
 ) -> dict[str, Any]:
@@ -202,5 +227,6 @@ def answer(
         "rejected": rejected,
         "outcomes": outcomes,
         "updates": updates,
+        "not_updated": held,
         "summary": [s.as_dict() for s in summary],
     }

@@ -58,6 +58,15 @@ class Reconciliation:
     records: list[ReconciliationRecord] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     """Conversion events (JSON-ready) to submit through the intake."""
+    updated: list[str] = field(default_factory=list)
+    """The conversion id each update is for (same positions as ``updates``)."""
+
+    def held_back(self, conversion_ids: set[str]) -> None:
+        """Updates that were not sent after all: their pairs say so."""
+        self.records = [
+            r.model_copy(update={"updated": False}) if r.conversion_id in conversion_ids else r
+            for r in self.records
+        ]
 
 
 def import_id(advertiser: str, orders: Iterable[SaleOrder]) -> str:
@@ -146,6 +155,7 @@ class Reconciler:
             result.records.append(record)
             if update is not None:
                 result.updates.append(update)
+                result.updated.append(conversion.conversion_id)
         for conversion in conversions:
             if conversion.conversion_id in used or not start <= conversion.ts < end:
                 continue
