@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from clicktrail.processors.sales import SalesFileError, amount, parse_sales_csv, parse_sales_rows
@@ -107,3 +109,16 @@ def test_amounts(text: str, value: float) -> None:
 
 def test_an_amount_that_is_no_number_stays_text() -> None:
     assert amount("ten") == "ten"
+
+
+def test_an_e_mail_is_never_kept_raw() -> None:
+    """A user_id column holding addresses is hashed; a refused row keeps the hash only."""
+    parsed = parse_sales_csv(
+        "order_id,date,amount,currency,status,email_hash\n"
+        "A1,2026-03-01,10,EUR,paid, Jane.Doe@Example.com\n"
+        "A2,2026-03-01,ten,EUR,paid,jane.doe@example.com\n"
+    )
+    digest = hashlib.sha256(b"jane.doe@example.com").hexdigest()[:40]
+    assert parsed.orders[0].user_id == f"sha256:{digest}"
+    (refused,) = parsed.errors
+    assert "@" not in refused.raw and digest in refused.raw

@@ -31,6 +31,7 @@ from clicktrail.processors.sales import (
     SalesFileError,
     parse_sales_csv,
     parse_sales_rows,
+    private,
 )
 from clicktrail.runtime.reconcile import PartnerSummary, SalesLedger
 from clicktrail.sinks.store import StoreError
@@ -102,7 +103,7 @@ class SalesImport(Endpoint):
             parsed = await asyncio.to_thread(parse_body, call.body, content_type)
         except EdgeError as refused:
             rejection = Rejection(refused.reason, refused.message, "sale_order")
-            ctx.backend.reject(rejection, self.dead_letter_payload(call), SOURCE)
+            ctx.backend.reject(rejection, private(self.dead_letter_payload(call)), SOURCE)
             raise EdgeError(
                 refused.status, refused.reason, refused.message, recorded=True
             ) from None

@@ -11,6 +11,7 @@ file. Pure functions, no I/O.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,20 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("order_id", "ts", "amount", "currency", "status")
 MAX_ROWS = 100_000
 _SPACES = re.compile(r"[\s\-]+")
+_EMAIL = re.compile(r"[^\s,;:<>\"'@]+@[^\s,;:<>\"'@]+\.[A-Za-z]{2,}")
+
+
+def email_hash(address: str) -> str:
+    """A raw e-mail address as the id it may be stored as: SHA-256 of the trimmed,
+    lower-cased address (how shops and ad platforms hash customer e-mails)."""
+    digest = hashlib.sha256(address.strip().lower().encode()).hexdigest()
+    return f"sha256:{digest[:40]}"
+
+
+def private(text: str) -> str:
+    """Text with every e-mail address in it replaced by its hash: a refused row is kept
+    in the dead letters, and no address may be kept raw."""
+    return _EMAIL.sub(lambda m: email_hash(m.group()), text)
 
 
 class SalesFileError(ValueError):
@@ -126,6 +141,8 @@ def amount(text: str) -> float | str:
 def validate_row(cells: Mapping[str, Any], row: int, raw: str) -> SaleOrder | RowError:
     """One row's cells (contract field -> value) as an order, or why not."""
     data = {k: v for k, v in cells.items() if v not in ("", None)}
+    if isinstance(data.get("user_id"), str) and "@" in data["user_id"]:
+        data["user_id"] = email_hash(data["user_id"])
     if isinstance(data.get("amount"), str):
         data["amount"] = amount(data["amount"])
     if isinstance(data.get("currency"), str):
@@ -158,7 +175,7 @@ def parse_sales_csv(text: str) -> ParsedSales:
                 raise SalesFileError(
                     "too_many_rows", f"at most {MAX_ROWS} orders per import; split the file"
                 )
-            raw = ",".join(values)[:4096]
+            raw = private(",".join(values)[:4096])
             if len(values) != len(header):
                 message = f"row {number}: expected {len(header)} columns, got {len(values)}"
                 parsed.errors.append(RowError(number, None, message, raw))
@@ -178,7 +195,7 @@ def parse_sales_rows(items: list[Any]) -> ParsedSales:
     if len(items) > MAX_ROWS:
         raise SalesFileError("too_many_rows", f"at most {MAX_ROWS} orders per import")
     for number, item in enumerate(items, start=1):
-        raw = repr(item)[:4096]
+        raw = private(repr(item)[:4096])
         if not isinstance(item, dict):
             parsed.errors.append(RowError(number, None, f"row {number}: not an object", raw))
             continue
