@@ -377,6 +377,52 @@ def test_cli_reads_the_export_before_sending(tmp_path: Path) -> None:
         read_export(bad)
 
 
+def test_an_order_without_txid_matches_its_user_and_updates_by_conversion_id(
+    world: World, store: Store
+) -> None:
+    """A conversion reported without a txid (a pixel, say) meets the order by user and
+    time; the update names the conversion by its id."""
+    registry = world.runtime.registry
+    campaign = next(k for k, c in registry.campaigns.items() if c.advertiser == ADVERTISER)
+    runtime = EmbeddedRuntime(registry, store)
+    runtime.bus.begin_source("replay:pixel")
+    runtime.submit(
+        {
+            "type": "conversion",
+            "event_id": "pixel-sale-1",
+            "ts": "2026-03-01T23:30:00Z",
+            "action": "purchase",
+            "campaign_id": campaign,
+            "advertiser_id": ADVERTISER,
+            "revenue": 80.0,
+            "payout": 8.0,
+            "currency": "EUR",
+            "user": {"user_id": "u-sales-1"},
+        },
+        "test",
+    )
+    runtime.close(end_of_input=True)  # the wait for the user's touches is over
+    runtime.bus.begin_source("run:pixel")
+    service = World(runtime, store, build_app(runtime))
+    export = (
+        "order_id,date,amount,currency,status,user_id\n"
+        "SHOP-77,2026-03-01T23:10:00Z,80.00,EUR,refunded,u-sales-1\n"
+    )
+    status, answer = service.post(export.encode())
+    assert status == 200, answer
+    assert (answer["outcomes"], answer["updates"]) == ({"refunded": 1}, 1)
+    service.settle()
+    pair = service.rows(
+        "SELECT outcome, match, order_id FROM {db}.reconciliation FINAL "
+        "WHERE conversion_id = 'pixel-sale-1'"
+    )
+    assert pair == [("refunded", "user_time", "SHOP-77")]
+    latest = service.rows(
+        "SELECT status, version FROM {db}.attributed_latest WHERE conversion_id = 'pixel-sale-1'"
+    )
+    assert latest == [("rejected", 2)]
+
+
 def test_a_restarted_service_records_the_pairs_but_counts_nothing_again(world: World) -> None:
     """The embedded runtime keeps its attribution state in memory: after a restart an
     update would be a new conversion, so it is held back."""

@@ -34,6 +34,8 @@ MARGIN = timedelta(days=2)
 """Conversions this far outside the export's days are read too: an order dated in the
 shop's time zone, or paid a day after the click's conversion, still finds its txid."""
 TABLE = "reconciliation"
+CHUNK = 2_000
+"""Ids per statement: 2,000 order ids are some 40 KB of SQL, ClickHouse takes 256 KiB."""
 
 
 @dataclass(frozen=True)
@@ -124,64 +126,80 @@ class SalesLedger:
         self, advertiser: str, orders: Sequence[SaleOrder], actions: Sequence[str]
     ) -> list[TrackedConversion]:
         """The advertiser's conversions of ``actions`` around the export's days, and any
-        whose txid is one of its order ids."""
+        whose txid is one of its order ids (asked for in chunks: a statement stays far
+        below ClickHouse's query size limit however long the export)."""
         start, end = period(orders)
         campaigns = [k for k, c in self.registry.campaigns.items() if c.advertiser == advertiser]
+        scope = {"adv": advertiser, "campaigns": campaigns, "actions": list(actions)}
+        credited = {
+            row[0]: row
+            for row in self._credited(
+                "conversion_ts >= {start:DateTime64(3)} AND conversion_ts < {end:DateTime64(3)}",
+                {
+                    **scope,
+                    "start": (start - MARGIN).replace(tzinfo=None),
+                    "end": (end + MARGIN).replace(tzinfo=None),
+                },
+            )
+        }
+        for chunk in _chunks(sorted({o.order_id for o in orders})):
+            for row in self._credited("txid IN {ids:Array(String)}", {**scope, "ids": chunk}):
+                credited.setdefault(row[0], row)
+        if not credited:
+            return []
+        reports: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+        txids = sorted({r[1] for r in credited.values() if r[1]})
+        plain = sorted(key for key, r in credited.items() if not r[1])
+        for chunk in _chunks(txids):
+            self._reports(reports, "txid IN {ids:Array(String)}", advertiser, chunk)
+        for chunk in _chunks(plain):
+            where = "txid = '' AND conversion_id IN {ids:Array(String)}"
+            self._reports(reports, where, advertiser, chunk)
+        out = []
+        for conversion_id in sorted(credited):
+            row = credited[conversion_id]
+            txid, action = row[1], row[2]
+            key = ("tx", action, txid) if txid else ("id", "", conversion_id)
+            out.append(_tracked(row, reports.get(key, [])))
+        return out
+
+    def _credited(self, where: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Per conversion of the advertiser: its credited rows as they stand now."""
         db = self.store.database
-        credited = self.store.rows(
+        return self.store.rows(
             "SELECT conversion_id, any(txid), any(action), min(conversion_ts), "
             "argMax(status, version), sum(toFloat64(revenue)), sum(toFloat64(payout)), "
             "any(currency), argMax(partner_id, weight), argMax(campaign_id, weight) "
             f"FROM {db}.attributed_latest "
             "WHERE (advertiser_id = {adv:String} OR campaign_id IN {campaigns:Array(String)}) "
-            "AND action IN {actions:Array(String)} "
-            "AND ((conversion_ts >= {start:DateTime64(3)} AND conversion_ts < {end:DateTime64(3)}) "
-            "OR txid IN {ids:Array(String)}) "
+            f"AND action IN {{actions:Array(String)}} AND {where} "
             "GROUP BY conversion_id",
-            {
-                "adv": advertiser,
-                "campaigns": campaigns,
-                "actions": list(actions),
-                "start": (start - MARGIN).replace(tzinfo=None),
-                "end": (end + MARGIN).replace(tzinfo=None),
-                "ids": sorted({o.order_id for o in orders}),
-            },
+            parameters,
         )
-        if not credited:
-            return []
-        reports = self._reports(
-            advertiser,
-            sorted({r[1] for r in credited if r[1]}),
-            sorted({r[0] for r in credited}),
-        )
-        out = []
-        for row in credited:
-            conversion_id, txid, action = row[0], row[1], row[2]
-            if txid:
-                mine = reports.get(("tx", action, txid), [])
-            else:
-                mine = reports.get(("id", "", conversion_id), [])
-            out.append(_tracked(row, mine))
-        return out
 
     def _reports(
-        self, advertiser: str, txids: list[str], conversion_ids: list[str]
-    ) -> dict[tuple[str, str, str], list[tuple[Any, ...]]]:
+        self,
+        into: dict[tuple[str, str, str], list[tuple[Any, ...]]],
+        where: str,
+        advertiser: str,
+        ids: list[str],
+    ) -> None:
+        """The raw reports (postbacks, earlier imports' updates) of those conversions, by
+        the identity the user stage gives them: txid and action, else the conversion id."""
         db = self.store.database
         rows = self.store.rows(
             "SELECT txid, action, conversion_id, ts, event_id, status, toFloat64(revenue), "
             "click_id, user_id, advertiser_id, campaign_id, partner_id "
-            f"FROM {db}.conversions "
-            "WHERE (txid != '' AND txid IN {txids:Array(String)} "
-            "AND advertiser_id IN ('', {adv:String})) "
-            "OR (txid = '' AND conversion_id IN {ids:Array(String)})",
-            {"txids": txids, "ids": conversion_ids, "adv": advertiser},
+            f"FROM {db}.conversions WHERE {where} AND advertiser_id IN ('', {{adv:String}})",
+            {"ids": ids, "adv": advertiser},
         )
-        grouped: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
         for row in rows:
             key = ("tx", row[1], row[0]) if row[0] else ("id", "", row[2])
-            grouped.setdefault(key, []).append(row)
-        return grouped
+            into.setdefault(key, []).append(row)
+
+
+def _chunks(values: list[str], size: int = CHUNK) -> list[list[str]]:
+    return [values[n : n + size] for n in range(0, len(values), size)]
 
 
 def _utc(value: datetime) -> datetime:
