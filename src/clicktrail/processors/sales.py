@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from clicktrail.contracts.sales import SaleOrder
@@ -195,7 +196,7 @@ def parse_sales_rows(items: list[Any]) -> ParsedSales:
     if len(items) > MAX_ROWS:
         raise SalesFileError("too_many_rows", f"at most {MAX_ROWS} orders per import")
     for number, item in enumerate(items, start=1):
-        raw = private(repr(item)[:4096])
+        raw = private(orjson.dumps(item).decode()[:4096])
         if not isinstance(item, dict):
             parsed.errors.append(RowError(number, None, f"row {number}: not an object", raw))
             continue
