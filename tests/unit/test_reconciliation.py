@@ -188,6 +188,14 @@ class TestUpdates:
         assert first[0]["event_id"] == again[0]["event_id"]
         assert first[0]["ts"] != again[0]["ts"]
 
+    def test_a_conversion_moved_since_gets_a_new_event(self) -> None:
+        """A postback approved what an earlier import rejected: the refund is sent again."""
+        first = reconcile([order("T1", status="refunded")], [conversion("c1", "T1")]).updates
+        moved = conversion("c1", "T1", status="approved")
+        again = reconcile([order("T1", status="refunded")], [moved]).updates
+        assert again[0]["status"] == "rejected"
+        assert again[0]["event_id"] != first[0]["event_id"]
+
 
 IDS = [f"T{n}" for n in range(8)]
 orders_strategy = st.lists(

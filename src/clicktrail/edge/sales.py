@@ -163,7 +163,11 @@ class SalesImport(Endpoint):
         if named is None:
             if len(registry.advertisers) == 1:
                 return next(iter(registry.advertisers))
-            raise EdgeError(400, "missing_param", "name the advertiser: ?advertiser=ID")
+            raise EdgeError(
+                400,
+                "missing_param",
+                "name the advertiser: ?advertiser=ID (clicktrail import-sales --advertiser ID)",
+            )
         if named not in registry.advertisers:
             raise EdgeError(400, "unknown_advertiser", f"no advertiser {named[:64]!r}")
         return named

@@ -20,7 +20,8 @@ through the intake and the user stage's repeated-txid policy like any postback, 
 come out as new versions of the attributed rows. Only actions whose policy is
 ``update`` get them (``ignore`` would drop them, ``new`` would count the sale twice).
 An update is sent only when the order still changes something, and its event id is
-derived from what it sets, so importing the same file again changes nothing.
+derived from what it sets and from what it changes, so importing the same file again
+changes nothing.
 
 The result does not depend on the order of the rows: orders and conversions are sorted
 first, and user/time candidates are assigned nearest first with ids breaking ties.
@@ -282,12 +283,17 @@ class Reconciler:
             revenue = order.amount
         if status == conversion.status and not sets_amount:
             return None
+        # what it sets and what it changes from: the same file twice (or two imports at
+        # once) sends the same event, which the intake's dedup drops; after a postback moved
+        # the conversion again, the same order makes a new one
         identity = [
             conversion.advertiser_id or "",
             conversion.action,
             conversion.txid or f"id:{conversion.conversion_id}",
             status,
             round(revenue, 6) if sets_amount else None,
+            str(conversion.status),
+            round(conversion.revenue, 6),
         ]
         digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:40]
         ts = max(order.ts, conversion.latest_ts + UPDATE_DELAY)
