@@ -37,6 +37,7 @@ class World:
     runtime: EmbeddedRuntime
     store: Store
     app: EdgeApp
+    registry_file: Path
     exports: list[bytes] = field(default_factory=list)
 
     def post(
@@ -100,7 +101,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, chdb_dsn: str) -> Iterator[W
     runtime = EmbeddedRuntime(registry, store)
     replay(runtime, [str(out / "events.jsonl")])
     runtime.bus.begin_source(f"run:{uuid.uuid4().hex[:8]}")  # the service, after a backfill
-    yield World(runtime, store, build_app(runtime, query_token=OPERATOR))
+    yield World(runtime, store, build_app(runtime, query_token=OPERATOR), out / "registry.yaml")
     store.command(f"DROP DATABASE IF EXISTS {store.database}")
 
 
@@ -403,7 +404,7 @@ def test_an_order_without_txid_matches_its_user_and_updates_by_conversion_id(
     )
     runtime.close(end_of_input=True)  # the wait for the user's touches is over
     runtime.bus.begin_source("run:pixel")
-    service = World(runtime, store, build_app(runtime))
+    service = World(runtime, store, build_app(runtime), world.registry_file)
     export = (
         "order_id,date,amount,currency,status,user_id\n"
         "SHOP-77,2026-03-01T23:10:00Z,80.00,EUR,refunded,u-sales-1\n"
@@ -429,7 +430,7 @@ def test_a_restarted_service_records_the_pairs_but_counts_nothing_again(world: W
     live = next(c for c in tracked(world) if c.status == "approved")
     restarted = EmbeddedRuntime(world.runtime.registry, world.store)
     restarted.bus.begin_source(f"run:{uuid.uuid4().hex[:8]}")
-    after_restart = World(restarted, world.store, build_app(restarted))
+    after_restart = World(restarted, world.store, build_app(restarted), world.registry_file)
     before = state(world)
     export = f"order_id,date,amount,currency,status\n{live.txid},{live.ts[:10]},1,EUR,refunded\n"
     status, answer = after_restart.post(export.encode())
@@ -474,3 +475,32 @@ def test_the_commands_import_and_summarise_in_plain_words(
     assert view.startswith(f"advertiser {ADVERTISER}\n")
     assert "of payouts at risk" in view
     assert main(["reconcile", *database, "--advertiser", "no one"]) == 2
+
+
+def test_offline_the_pairs_are_recorded_and_no_conversion_moves(
+    world: World, tmp_path: Path, chdb_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clicktrail.cli.main import main
+
+    live = next(c for c in tracked(world) if c.status == "approved")
+    export = tmp_path / "refund.csv"
+    export.write_text(
+        f"order_id,date,amount,currency,status\n{live.txid},{live.ts[:10]},1,EUR,refunded\n",
+        encoding="utf-8",
+    )
+    before = state(world)
+    place = ["--store", chdb_dsn, "--database", world.store.database]
+    registry = ["--config", str(world.registry_file)]
+    args = ["import-sales", str(export), "--offline", *place, *registry]
+    assert main([*args, "--advertiser", "ghost"]) == 2
+    assert "--advertiser must name one" in capsys.readouterr().err
+    assert main([*args, "--advertiser", ADVERTISER]) == 0
+    out = capsys.readouterr().out
+    assert "offline: 1 conversions to update were left as they are" in out
+    assert "refunded 1" in out and "payout at risk" in out
+    assert state(world) == before
+    updated = world.rows(
+        "SELECT outcome, updated FROM {db}.reconciliation FINAL "
+        f"WHERE conversion_id = '{live.conversion_id}'"
+    )
+    assert updated == [("refunded", False)]

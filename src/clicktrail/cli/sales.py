@@ -25,6 +25,7 @@ from typing import Any
 
 from clicktrail.edge.auth import operator_token
 from clicktrail.processors.sales import COLUMNS, ParsedSales, SalesFileError, parse_sales_csv
+from clicktrail.sinks.store import DEFAULT_DATABASE, DEFAULT_DSN
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 PATH = "/v1/sales"
@@ -36,7 +37,9 @@ conversion whose txid is its order id (or, with a user_id column, to the same us
 nearest conversion without a txid); matched orders update their conversion's status and
 amount as a status postback would. The per-partner summary is printed: matched, refunded,
 tracked but not sold (payout at risk), sold but not tracked (tracking gap), amount
-differences. Importing the same file again changes nothing.
+differences. Importing the same file again changes nothing. With --offline, the
+matching runs on the store itself (no service needed) and conversions are left as they
+are.
 
 The file is UTF-8 CSV with a header; column names are matched case-insensitively:
 
@@ -106,6 +109,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(API_KEY_ENV, ""),
         help=f"the advertiser's API key (default: ${API_KEY_ENV}, else the operator token)",
     )
+    offline = parser.add_argument_group(
+        "offline",
+        "without a running service: match against the store directly and record the pairs "
+        "and the summary; conversions are not updated (no running pipeline holds them, and "
+        "an update now would count them again); refused rows are printed, not dead-lettered",
+    )
+    offline.add_argument("--offline", action="store_true", help="reconcile on the store itself")
+    offline.add_argument(
+        "--store",
+        default=os.environ.get("CLICKTRAIL_STORE", DEFAULT_DSN),
+        metavar="DSN",
+        help="with --offline: the store (default: $CLICKTRAIL_STORE or %(default)s)",
+    )
+    offline.add_argument(
+        "--database",
+        default=os.environ.get("CLICKTRAIL_DATABASE", DEFAULT_DATABASE),
+        help="with --offline: the database (default: %(default)s)",
+    )
+    offline.add_argument(
+        "--config",
+        dest="registry",
+        default=os.environ.get("CLICKTRAIL_CONFIG"),
+        metavar="FILE",
+        help="with --offline: the registry, for the advertiser's campaigns (default: "
+        "$CLICKTRAIL_CONFIG)",
+    )
 
 
 def read_export(path: Path) -> tuple[bytes, ParsedSales]:
@@ -131,6 +160,8 @@ def read_export(path: Path) -> tuple[bytes, ParsedSales]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.offline:
+        return offline(args)
     try:
         answer = import_file(
             Path(args.file),
@@ -162,6 +193,56 @@ def run(args: argparse.Namespace) -> int:
         print("this import: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     print()
     print(render_summary(answer.get("summary", [])))
+    return 0
+
+
+def offline(args: argparse.Namespace) -> int:
+    """``import-sales --offline``: the matching and the pairs, on the store itself."""
+    from clicktrail.cli.commands import _open_store
+    from clicktrail.config import load_registry
+    from clicktrail.runtime.reconcile import SalesLedger
+    from clicktrail.sinks.migrations import migrate
+
+    try:
+        _, parsed = read_export(Path(args.file))
+    except ImportFailed as failure:
+        print(f"clicktrail: error: {failure}", file=sys.stderr)
+        return failure.code
+    registry = load_registry(args.registry)
+    advertiser = args.advertiser
+    if advertiser is None and len(registry.advertisers) == 1:
+        advertiser = next(iter(registry.advertisers))
+    if advertiser not in registry.advertisers:
+        known = ", ".join(registry.advertisers) or "none in the registry"
+        print(
+            f"clicktrail: error: --advertiser must name one of the registry's ({known})",
+            file=sys.stderr,
+        )
+        return 2
+    for error in parsed.errors:
+        print(f"refused: {error.message}", file=sys.stderr)
+    orders = [o for o in parsed.orders if o.advertiser_id in (None, advertiser)]
+    store = _open_store(argparse.Namespace(store=args.store, database=args.database))
+    migrate(store)
+    ledger = SalesLedger(registry, store)
+    try:
+        result = ledger.reconcile(advertiser, orders, args.action)
+    except ValueError as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 2
+    result.held_back(set(result.updated))
+    ledger.record(result.records)
+    outcomes: dict[str, int] = {}
+    for record in result.records:
+        outcomes[str(record.outcome)] = outcomes.get(str(record.outcome), 0) + 1
+    print(
+        f"reconciled {len(orders)} orders for {advertiser} from {args.file} on {store.dsn} "
+        f"({len(parsed.errors)} refused; offline: {len(result.updated)} conversions to update "
+        "were left as they are)"
+    )
+    print("this import: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    print()
+    print(render_summary(s.as_dict() for s in ledger.summary(advertiser)))
     return 0
 
 
