@@ -328,6 +328,8 @@ def test_bad_rows_are_refused_with_reasons_and_dead_lettered(world: World) -> No
     world.settle()
     assert dead_letters(world)[-1][0] == "invalid_sales_file"
 
+    status, answer = world.post(b"order_id,date,amount,currency,status\n")
+    assert (status, answer["error"]) == (400, "empty_sales_file")
     status, answer = world.post(b"[1, {}]", content_type="application/json")
     assert status == 400
     assert [r["row"] for r in answer["rejected"]] == [1, 2]

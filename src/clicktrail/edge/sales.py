@@ -44,6 +44,13 @@ MAX_QUERY_BYTES = 2048
 
 def parse_body(body: bytes, content_type: str) -> ParsedSales:
     """The orders of a CSV or JSON body, or the typed 400 for a file that cannot be read."""
+    parsed = _parse(body, content_type)
+    if not parsed.orders and not parsed.errors:
+        raise EdgeError(400, "empty_sales_file", "the export holds no orders")
+    return parsed
+
+
+def _parse(body: bytes, content_type: str) -> ParsedSales:
     try:
         if content_type in CSV_TYPES:
             try:
