@@ -278,7 +278,11 @@ def _brand(
     db = store.database
     estimates: dict[tuple[str, str], float | None] = {}
     for brand, offender, estimate in store.rows(
-        f"SELECT brand_id, offender_id, max(est_cpc_inflation) FROM {db}.brand_conflicts FINAL "
+        # keyword estimates pooled per offender, weighted by the offender's impressions there
+        "SELECT brand_id, offender_id, "
+        "sumIf(est_cpc_inflation * impressions, isNotNull(est_cpc_inflation)) "
+        "/ nullIf(sumIf(impressions, isNotNull(est_cpc_inflation)), 0) "
+        f"FROM {db}.brand_conflicts FINAL "
         "WHERE offender_kind != 'domain' GROUP BY brand_id, offender_id"
     ):
         estimates[(brand, offender)] = estimate
@@ -296,16 +300,26 @@ def _brand(
         ratio(len(true_found), len(found)),
         f"{len(found)} reported" if found else "no conflicts reported",
     )
-    errors = [
-        abs(estimate - inflation[key])
+    errors = {
+        key: abs(estimate - inflation[key])
         for key, estimate in estimates.items()
         if estimate is not None and key in inflation
-    ]
+    }
+    shown = ", ".join(
+        f"{o}@{b} {estimates[(b, o)]:.2f} vs {inflation[(b, o)]:.2f}" for b, o in sorted(errors)
+    )
     result.add(
         "brand conflict",
         "CPC inflation, mean absolute error",
-        sum(errors) / len(errors) if errors else None,
+        sum(errors.values()) / len(errors) if errors else None,
         f"estimated for {len(errors)} of {len(true_found)} offenders (truth: relative CPC raise)",
+    )
+    worst = max(errors, key=lambda key: errors[key]) if errors else None
+    result.add(
+        "brand conflict",
+        "CPC inflation, worst offender's absolute error",
+        errors[worst] if worst else None,
+        f"estimated vs true: {shown}" if errors else "no estimate",
     )
     sent, pairs = store.rows(
         f"SELECT uniqExactIf(alert_id, status = 'sent'), uniqExactIf(dedup_key, status = 'sent') "

@@ -179,9 +179,12 @@ def baseline(result: Evaluation, directory: Path) -> None:
     """The adaptive model beside a plain online logistic regression (one-hot and per-IP
     counts, learning rate 0.1) on the same clicks with the same delayed labels (the
     truth's, so neither depends on the pipeline's attribution): the second-half AUC of
-    each and their difference, which must not be negative."""
+    each and their difference (DeLong interval), which must not be negative; and the
+    best attainable by a batch learner of the same features (``models.ceiling``)."""
+    from clicktrail.processors.models.ceiling import ceiling
     from clicktrail.processors.models.offline import run
 
+    ceilings = ceiling(directory)
     for action, figures in sorted(run(directory)["actions"].items()):
         mine, plain = figures["auc_second_half"], figures["baseline_auc_second_half"]
         result.add(
@@ -190,11 +193,42 @@ def baseline(result: Evaluation, directory: Path) -> None:
             plain,
             f"model {_shown(mine)} on the same clicks and labels, serving {figures['serving']}",
         )
+        interval = figures["minus_baseline_95"]
         result.add(
             SECTION,
             f"{action} model minus plain baseline, 2nd half",
             None if mine is None or plain is None else mine - plain,
-            "goal: at least 0",
+            "goal: at least 0"
+            + (f"; 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}" if interval else ""),
+        )
+        result.add(
+            SECTION,
+            f"{action} model minus plain baseline, upper 95% bound",
+            interval[1] if interval else None,
+            "DeLong, paired on the same clicks; goal: at least 0 (never significantly below)",
+        )
+        best = ceilings.get(action)
+        if best is None:
+            continue
+        result.add(
+            SECTION,
+            f"{action} best attainable AUC, 2nd half",
+            best.auc,
+            f"batch L2 logistic regression on the same features, refitted on every true label "
+            f"known so far; oracle {best.oracle_auc:.4f} on the same {best.examples:,} clicks "
+            f"({best.positives:,} converted)",
+        )
+        result.add(
+            SECTION,
+            f"{action} oracle minus best attainable, 2nd half",
+            best.gap,
+            "the part of the gap to the oracle no learner of these features closes here",
+        )
+        result.add(
+            SECTION,
+            f"{action} best attainable minus model, 2nd half",
+            None if mine is None else best.auc - mine,
+            "goal: at most 0.01",
         )
 
 

@@ -53,12 +53,15 @@ def test_every_click_carries_its_scores_into_clickhouse(store: Store) -> None:
 def test_a_restart_restores_the_models_and_their_quality(store: Store, tmp_path: Path) -> None:
     checkpoint = tmp_path / "models.ckpt"
     first = run(store, EVENTS, ModelCheckpoint(checkpoint))
-    learned = first.pipeline.models.models.models["lead"].estimator.weights
+    lead = first.pipeline.models.models.models["lead"]
+    learned = [estimator.weights for _, estimator in lead.candidates]
     windows = first.pipeline.fraud.partners.model.seen
-    assert checkpoint.stat().st_size > 0 and learned and windows > 0
+    assert checkpoint.stat().st_size > 0 and learned[0] and windows > 0
     second = EmbeddedRuntime(registry(), store, checkpoint=ModelCheckpoint(checkpoint))
     restored = second.pipeline.models.models
-    assert restored.models["lead"].estimator.weights == learned
+    again = restored.models["lead"]
+    assert [estimator.weights for _, estimator in again.candidates] == learned
+    assert again.setup == lead.setup
     assert (restored.quality["lead"].examples, restored.quality["lead"].positives) == (4, 1)
     # the fraud detector's partner anomaly model comes back with them
     assert second.pipeline.fraud.partners.model.seen == windows

@@ -123,6 +123,22 @@ def test_time_bound_makes_a_small_batch_due(store: Store) -> None:
     assert not sink.due()
 
 
+def test_under_a_backlog_batches_are_written_by_size(store: Store) -> None:
+    """More input waiting: a small batch waits for company, up to the backlog bound."""
+    now = [100.0]
+    sink = ClickHouseSink(
+        store, max_rows=100, max_seconds=1.0, max_backlog_seconds=10.0, clock=lambda: now[0]
+    )
+    sink.add(click(1), "test/0", 1)  # type: ignore[arg-type]
+    now[0] += 5.0
+    assert sink.due(idle=True) and not sink.due(idle=False)
+    now[0] += 5.0
+    assert sink.due(idle=False), "a backlog does not hold rows back forever"
+    sink.flush()
+    add_clicks(sink, range(2, 102))
+    assert sink.due(idle=False), "full"
+
+
 def test_backpressure_instead_of_unbounded_memory(store: Store) -> None:
     sink = ClickHouseSink(store, max_rows=10, max_buffered=10)
     add_clicks(sink, range(10))

@@ -95,15 +95,26 @@ VERDICTS = Table(
 CONFLICTS = Table(
     "conflicts",
     ("brand_id", "offender_kind", "offender_id", "keyword"),
-    ("impressions", "clicks", "insight_rows", "first_seen", "last_seen"),
-    # Counts and the first and last evidence (a min and a max of event times). Not
+    (
+        "impressions",
+        "clicks",
+        "insight_rows",
+        "first_seen",
+        "last_seen",
+        "head_to_head",
+        "est_cpc_inflation",
+        "cost_impact",
+        "severity",
+    ),
+    # Counts, the first and last evidence (a min and a max of event times) and what the
+    # CPC ledger made of the auctions: its sums are exact and every auction's share is
+    # re-counted when a late ad or click of it arrives, so they end the same. Not
     # compared: ``signal`` (the signal of the first hit to arrive), ``evidence_ids`` (the
-    # first 100 to arrive), ``severity``, ``head_to_head``, ``est_cpc_inflation`` and
-    # ``cost_impact`` (from the CPC ledger's auctions in flight, an estimate over what has
-    # arrived together), ``version`` (how often it was emitted).
+    # first 100 to arrive), ``version`` (how often it was emitted).
     """
     SELECT brand_id, offender_kind, offender_id, if(empty(keywords), '', keywords[1]),
-           impressions, clicks, insight_rows, first_seen, last_seen
+           impressions, clicks, insight_rows, first_seen, last_seen, head_to_head,
+           est_cpc_inflation, cost_impact, severity
     FROM {db}.brand_conflicts FINAL
     """,
 )

@@ -94,7 +94,8 @@ class TestSelection:
     def test_a_candidate_without_crosses_never_sees_them(self) -> None:
         model = ActionModel("lead", prior=0.05)
         x = click_features(click(1))
-        model.learn_one(x, True)
+        for n in range(250):  # enough for the batch refits' first fit
+            model.learn_one(x, n % 2 == 0)
         for candidate, estimator in model.candidates:
             crossed = {k for k in estimator.weights if "+" in k.partition("=")[0]}
             assert bool(crossed) == candidate.crosses

@@ -43,3 +43,28 @@ def test_offline_run_ranks_above_the_floor(scenario: Path) -> None:
             assert row["lift_top_decile"] > 1.2, (action, row)
             # once warmed up, never clearly behind a plain regression on the same labels
             assert row["auc_second_half"] > row["baseline_auc_second_half"] - 0.01, (action, row)
+
+
+def test_the_ceiling_learner_sits_between_the_model_class_and_the_oracle(scenario: Path) -> None:
+    """The batch learner of the models' features ranks above chance and below the true
+    probabilities on the same clicks, and knows how many conversions it judged."""
+    from clicktrail.processors.models.ceiling import ceiling
+
+    found = ceiling(scenario)
+    assert {"add_to_cart", "install", "purchase", "signup"} <= set(found)
+    for action, row in found.items():
+        assert row.positives > 0 and row.examples > 500, action
+        if action in FLOOR:
+            assert FLOOR[action] < row.auc < row.oracle_auc, (action, row)
+            assert row.gap == pytest.approx(row.oracle_auc - row.auc)
+
+
+def test_the_model_is_compared_with_the_baseline_on_the_same_clicks(scenario: Path) -> None:
+    """The paired difference agrees with the two AUCs; its interval holds it."""
+    for action, row in offline.run(scenario)["actions"].items():
+        low, high = row["minus_baseline_95"]
+        difference = row["minus_baseline_second_half"]
+        assert low < difference < high, action
+        assert difference == pytest.approx(
+            row["auc_second_half"] - row["baseline_auc_second_half"], abs=2e-4
+        ), action

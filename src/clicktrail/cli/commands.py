@@ -253,7 +253,8 @@ def _banner(url: str, store: Store, registry: Registry) -> str:
         f"{first}"
         f"Then look at it:\n"
         f'  {_this_command()} query "SELECT event_id, campaign_id, partner_id FROM '
-        f'{store.database}.clicks"'
+        f'{store.database}.clicks"\n'
+        f"Or open the dashboard: {url}/ui/"
     )
 
 
@@ -422,7 +423,7 @@ SELECT brand_id AS brand, offender_id AS offender,
        round(max(est_cpc_inflation), 3) AS cpc_inflation, round(sum(cost_impact), 2) AS cost_impact,
        ['info', 'warning', 'critical'][max(indexOf(['info', 'warning', 'critical'], severity))]
            AS severity,
-       max(last_seen) AS last_seen
+       min(first_seen) AS first_seen, max(last_seen) AS last_seen
 FROM {db}.brand_conflicts FINAL
 {where}
 GROUP BY brand, offender

@@ -106,6 +106,25 @@ class AttributionSettings(Section):
     )
 
 
+class Goal(Section):
+    """What one action of a campaign should cost or earn; the dashboard's Overview and
+    Advice measure against it. CPA is the campaign's spend (media cost plus payouts) per
+    conversion of the action, ROAS the action's revenue per unit of that spend."""
+
+    target_cpa: float | None = Field(
+        None, gt=0, le=1e9, description="Highest acceptable cost per conversion of this action"
+    )
+    target_roas: float | None = Field(
+        None, gt=0, le=1e6, description="Lowest acceptable revenue / spend of this action"
+    )
+
+    @model_validator(mode="after")
+    def _something_to_measure(self) -> Goal:
+        if self.target_cpa is None and self.target_roas is None:
+            raise ValueError("a goal needs target_cpa, target_roas or both")
+        return self
+
+
 class Campaign(Section):
     advertiser: Key
     brand: Key | None = None
@@ -119,6 +138,11 @@ class Campaign(Section):
         default_factory=dict,
         description="Payout per action for reports that cannot set one (the conversion pixel); "
         "overrides actions.<action>.payout for this campaign",
+    )
+    goals: dict[ActionName, Goal] = Field(
+        default_factory=dict,
+        description="Target CPA and/or ROAS per action (e.g. purchase: {target_cpa: 25}); "
+        "the dashboard measures the campaign against them. Empty: no goal",
     )
 
 
@@ -492,6 +516,51 @@ class FraudSettings(Section):
     )
 
 
+class DashboardSettings(Section):
+    """The web dashboard at ``/ui/``: how money is shown and when advice speaks up."""
+
+    currency: str = Field(
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code amounts are shown in (the figures are summed as tracked; "
+        "set the currency the advertisers report in)",
+    )
+    stop_paying_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of a partner's clicks (or conversions) flagged in the period from "
+        "which the advice is to stop paying it, when its fraud verdict is also reject (honest "
+        "publishers with some bots in their audience stay near 0.1 on the simulator; a "
+        "partner turning bad mid-week, 0.34)",
+    )
+    min_partner_clicks: int = Field(
+        20, ge=1, description="Clicks (or conversions) a partner needs before advice names it"
+    )
+    funnel_below_norm: float = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        description="A segment's funnel stage is flagged when its rate is this far (relative) "
+        "below the campaign's rate for the same stage",
+    )
+    min_stage_volume: int = Field(
+        30,
+        ge=1,
+        description="Entries a funnel stage needs (clicks into it) before it is compared",
+    )
+    min_segment_conversions: int = Field(
+        10,
+        ge=1,
+        description="Conversions a targeting segment needs before its lift is advice",
+    )
+    segment_lift: float = Field(
+        1.5,
+        gt=1,
+        description="Observed conversion-rate lift from which a segment is worth more budget",
+    )
+
+
 class Destination(Section):
     kind: Literal["webhook", "slack", "email", "log"]
     url: str | None = None
@@ -565,6 +634,7 @@ class Registry(Section):
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Registry:
@@ -595,6 +665,9 @@ class Registry(Section):
                 )
             if camp.brand is not None and camp.brand not in self.brands:
                 problems.append(f"campaigns.{key}.brand: unknown brand {camp.brand!r}")
+            for action in camp.goals:
+                if action not in self.actions:
+                    problems.append(f"campaigns.{key}.goals: unknown action {action!r}")
         for key, partner in self.partners.items():
             for i, grant in enumerate(partner.authorized):
                 if grant.brand not in self.brands:

@@ -11,7 +11,7 @@ that is most of the per-request cost at these request rates.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from clicktrail.edge.sales import SalesImport
 from clicktrail.edge.score import CheckpointScorer, Score
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.reconcile import SalesLedger
+from clicktrail.ui import dashboard_app
 
 log = structlog.get_logger(__name__)
 
@@ -89,10 +90,33 @@ class HotPaths:
         await self.app(scope, receive, send)
 
 
+class Prefixed:
+    """Whole applications under a path prefix (the dashboard under ``/ui``), apart from the
+    API router: their pages answer HTML, errors included, and are no part of the API."""
+
+    def __init__(self, app: ASGIApp, apps: Mapping[str, ASGIApp]) -> None:
+        self.app = app
+        self.apps = dict(apps)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            for prefix, app in self.apps.items():
+                if path == prefix or path.startswith(prefix + "/"):
+                    await app(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 class EdgeApp:
     """The ASGI app uvicorn serves; ``routes`` and ``starlette`` are there to inspect."""
 
-    def __init__(self, ctx: EdgeContext, routes: Sequence[EdgeRoute]) -> None:
+    def __init__(
+        self,
+        ctx: EdgeContext,
+        routes: Sequence[EdgeRoute],
+        apps: Mapping[str, ASGIApp] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.routes = list(routes)
         backend = ctx.backend
@@ -124,7 +148,9 @@ class EdgeApp:
             exception_handlers={HTTPException: http_error},
             lifespan=lifespan,
         )
-        self._app = HotPaths(self.starlette, routes)
+        self._app: ASGIApp = HotPaths(self.starlette, routes)
+        if apps:
+            self._app = Prefixed(self._app, apps)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
@@ -146,22 +172,28 @@ def tracking_routes(ctx: EdgeContext) -> list[EdgeRoute]:
 
 
 def build_edge(
-    backend: EdgeBackend, *, clock: Clock | None = None, models: Path | None = None
+    backend: EdgeBackend,
+    *,
+    clock: Clock | None = None,
+    models: Path | None = None,
+    dashboard: ASGIApp | None = None,
 ) -> EdgeApp:
     """The scale-out edge (``clicktrail edge``): tracking routes and, given the workers'
-    model checkpoint, ``/v1/score``; no SQL."""
+    model checkpoint, ``/v1/score``; no analyst SQL. ``dashboard``: the ``/ui`` app over
+    the workers' ClickHouse, when the edge is given it."""
     ctx = EdgeContext(backend, clock=clock) if clock else EdgeContext(backend)
     scorer = CheckpointScorer(models) if models is not None else None
     score = EdgeRoute("/v1/score", ("GET",), Score(ctx, scorer))
-    return EdgeApp(ctx, [*tracking_routes(ctx), score])
+    apps = {"/ui": dashboard} if dashboard is not None else None
+    return EdgeApp(ctx, [*tracking_routes(ctx), score], apps)
 
 
 def build_app(
     runtime: EmbeddedRuntime, *, query_token: str | None = None, clock: Clock | None = None
 ) -> EdgeApp:
     """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``,
-    ``/v1/score`` from the live models and ``/v1/sales`` (reconciliation, which reads the
-    store and updates conversions the runtime holds).
+    ``/v1/score`` from the live models, ``/v1/sales`` (reconciliation, which reads the
+    store and updates conversions the runtime holds) and the dashboard at ``/ui/``.
 
     ``query_token`` overrides the operator token otherwise read from the environment or
     the registry (:func:`clicktrail.edge.query.operator_token`)."""
@@ -176,4 +208,5 @@ def build_app(
     ledger = SalesLedger(registry, runtime.store)
     holds = runtime.pipeline.attributor.holds
     sales = EdgeRoute("/v1/sales", ("POST",), SalesImport(ctx, ledger, holds))
-    return EdgeApp(ctx, [*tracking_routes(ctx), query, score, sales])
+    ui = dashboard_app(runtime.store, registry, token, proxies)
+    return EdgeApp(ctx, [*tracking_routes(ctx), query, score, sales], {"/ui": ui})

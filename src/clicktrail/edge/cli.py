@@ -1,8 +1,9 @@
 """``clicktrail edge``: the tracking edge alone, producing to Kafka (scale-out).
 
-No processing and no store here: events go to Kafka (or the local spool while
-Kafka is away) and the Faust workers take them from there. Run one per core,
-each with its own port and spool directory.
+No processing here: events go to Kafka (or the local spool while Kafka is away)
+and the Faust workers take them from there. Run one per core, each with its own
+port and spool directory. Given ``--dashboard-store`` (the ClickHouse server the
+workers write to), it also serves the dashboard at ``/ui/`` from that store.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retention-days", type=float, default=7.0, help="(default: %(default)s)")
     parser.add_argument(
+        "--dashboard-store",
+        metavar="DSN",
+        default=None,
+        help="serve the dashboard at /ui/ from this ClickHouse (e.g. http://clickhouse:8123, "
+        "the workers' store); behind the operator token (docs/dashboard.md)",
+    )
+    parser.add_argument(
+        "--database", default="clicktrail", help="database of --dashboard-store (%(default)s)"
+    )
+    parser.add_argument(
         "--compression",
         choices=["auto", "lz4", "zstd", "gzip"],
         default="auto",
@@ -102,7 +113,21 @@ def edge(args: argparse.Namespace) -> int:
         return 1
     compression = None if args.compression == "auto" else args.compression
     bus = KafkaBus(KafkaSettings(args.broker, compression=compression), spool)
-    app = build_edge(KafkaBackend(registry, bus), models=args.models)
+    dashboard = None
+    if args.dashboard_store:
+        from clicktrail.edge.auth import operator_token
+        from clicktrail.sinks.store import Store, StoreError
+        from clicktrail.ui import dashboard_app
+
+        try:
+            store = Store(args.dashboard_store, args.database)
+        except StoreError as error:
+            print(f"clicktrail: error: {error}", file=sys.stderr)
+            return 1
+        token = operator_token(registry.security.operator_token)
+        proxies = [str(cidr) for cidr in settings.trusted_proxies]
+        dashboard = dashboard_app(store, registry, token, proxies)
+    app = build_edge(KafkaBackend(registry, bus), models=args.models, dashboard=dashboard)
     server = uvicorn.Server(server_config(app, args.host, args.port))
     print(
         f"clicktrail edge listening on http://{args.host}:{args.port}  "

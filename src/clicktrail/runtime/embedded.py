@@ -83,6 +83,9 @@ class EmbeddedRuntime:
         self.alerts = alerts or AlertService(registry.alerts)
         publish_report_settings(registry, store)
         self.processed = 0
+        self.backlog = False
+        """Set while reading a backlog (``clicktrail replay``): more input is always waiting,
+        so the sink writes by size, not every second."""
         self._learned = self.pipeline.watermark
         self._last: tuple[str, int] | None = None
 
@@ -108,7 +111,7 @@ class EmbeddedRuntime:
             with self.models_lock.writing():
                 done = self._process_chunk(size)
             handled += done
-            if self.sink.due():
+            if self.sink.due(idle=self._idle()):
                 self.flush()
             if done == 0:
                 break
@@ -128,9 +131,12 @@ class EmbeddedRuntime:
                 self._settle(message.source, message.offset)
             if self.processed % HOUSEKEEP_EVERY == 0:
                 self.pipeline.housekeep()
-            if self.sink.due():
+            if self.sink.due(idle=self._idle()):
                 break
         return handled
+
+    def _idle(self) -> bool:
+        return not self.backlog and self.bus.depth() == 0
 
     def _tick(self, src: str, offset: int) -> None:
         self._forward(self.pipeline.tick(), src, offset)

@@ -148,6 +148,7 @@ def replay(
 ) -> IntakeStats:
     exports = {path: read_insights(path) for path in paths if is_insights(path)}
     started = last = time.monotonic()
+    runtime.backlog = True
     for path in paths:
         name = "stdin" if path == "-" else Path(path).name
         runtime.bus.begin_source(source_id(path))
@@ -165,5 +166,6 @@ def replay(
                 if progress and now - last >= progress_every:
                     progress(runtime.stats, now - started)
                     last = now
+    runtime.backlog = False
     runtime.close(end_of_input=True)
     return runtime.stats

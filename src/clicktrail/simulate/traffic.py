@@ -21,6 +21,8 @@ from clicktrail.simulate.world import PLACEMENTS, Advertiser, Bidder, Campaign, 
 
 BACKGROUND_BOTS = 0.01
 BACKGROUND_DATACENTER = 0.005
+BID_MARGIN = 1.25
+"""Automated bidding bids this much over what the auction is expected to cost."""
 ORGANIC_ACTION = {"northwind": "purchase", "bluefin": "lead", "quokka": "install"}
 
 
@@ -77,7 +79,7 @@ def search(sim: Simulation, t: int, adv: Advertiser, kind: KeywordKind) -> None:
             ad_domain=bidder.domain,
             placement=placement,
             creative_id=f"{campaign.key}-ad{between(rng, 1, 3)}",
-            cpc_bid=round(keyword.base_cpc * 3, 2) if official else None,
+            cpc_bid=_official_bid(sim, keyword.base_cpc, cpc) if official else None,
             position=position,
         )
     if rng.random() >= SEARCH_CTR[kind]:
@@ -105,6 +107,14 @@ def search(sim: Simulation, t: int, adv: Advertiser, kind: KeywordKind) -> None:
         paid_click_ids=paid_click_ids(rng, engine),
         cost=cpc if chosen.role == "official" else None,
     )
+
+
+def _official_bid(sim: Simulation, base_cpc: float, price: float) -> float:
+    """Automated bidding bids what the auction will cost, with a margin; a manual bid is
+    one figure per keyword, whatever bids against it."""
+    if sim.variant.automated_bids:
+        return round(price * BID_MARGIN, 2)
+    return round(base_cpc * 3, 2)
 
 
 def _offense(bidder: Bidder) -> dict[str, str] | None:

@@ -75,6 +75,10 @@ class Variant:
     network see many devices that are all real."""
     carrier_networks: int = 0
     """/24 networks the carriers' NAT uses: 1-20 when ``carrier_nat_share`` is set."""
+    automated_bids: bool = True
+    """Whether the official search campaigns bid automatically (each auction's bid follows
+    its price, so impressions show the inflation) or manually (one bid per keyword: only
+    the clicks' costs show it): a coin per variant."""
     delayed: float | None = None
     """Share of lines delivered minutes late (None: the scenario's, 0.01): 0-0.05."""
     duplicates: float | None = None
@@ -107,6 +111,7 @@ class Variant:
             duplicates=rng.uniform(0, 0.02),
             carrier_nat_share=rng.uniform(0, 0.6),
             carrier_networks=rng.randint(1, 20),
+            automated_bids=rng.random() < 0.5,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from clicktrail.sinks.store import Store
 
 log = structlog.get_logger(__name__)
 
+BACKLOG_SECONDS = 10.0
+"""How long rows may wait for a full batch while a backlog is read."""
+
 
 def dedup_token(table: str, rows: list[tuple[Any, ...]], src_index: int, offset_index: int) -> str:
     """Same messages, same token: ClickHouse drops a retried insert of the same batch."""
@@ -45,13 +48,19 @@ class ClickHouseSink:
         max_rows: int = 10_000,
         max_seconds: float = 1.0,
         max_buffered: int = 500_000,
+        max_backlog_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_rows < 1 or max_seconds <= 0 or max_buffered < max_rows:
             raise ValueError("need max_rows >= 1, max_seconds > 0, max_buffered >= max_rows")
+        if max_backlog_seconds is None:
+            max_backlog_seconds = max(BACKLOG_SECONDS, max_seconds)
+        if max_backlog_seconds < max_seconds:
+            raise ValueError("need max_backlog_seconds >= max_seconds")
         self.store = store
         self.max_rows = max_rows
         self.max_seconds = max_seconds
+        self.max_backlog_seconds = max_backlog_seconds
         self.max_buffered = max_buffered
         self.clock = clock
         self._shapes: dict[str, TableShape] = {}
@@ -103,11 +112,16 @@ class ClickHouseSink:
         for record in records:
             self.add(record, src, offset)
 
-    def due(self) -> bool:
-        """True when a batch is big enough or old enough to write."""
+    def due(self, *, idle: bool = True) -> bool:
+        """True when a batch is big enough or old enough to write.
+
+        Under a backlog (``idle`` False: more input is already waiting) batches are written
+        by size, and by time only past ``max_backlog_seconds``: the slower the pipeline, the
+        smaller time-bound inserts get, and small inserts were a quarter of a replay's time."""
         if self._oldest is None:
             return False
-        if self.clock() - self._oldest >= self.max_seconds:
+        age = self.clock() - self._oldest
+        if age >= (self.max_seconds if idle else self.max_backlog_seconds):
             return True
         return any(len(rows) >= self.max_rows for rows in self._batches.values())
 

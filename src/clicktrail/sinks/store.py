@@ -233,6 +233,20 @@ class Store:
         except ClickHouseError as error:
             raise StoreError(_first_line(error)) from None
 
+    def report(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one of clicktrail's own report queries (the dashboard), on the read-only
+        session under :class:`QueryLimits`. Values come in ``parameters`` (``{name:Type}``
+        placeholders, bound by the engine), never formatted into ``sql``."""
+        with self._reading:
+            try:
+                result = self.reader.query(sql, parameters=parameters)
+                return [tuple(r) for r in result.result_rows]
+            except ClickHouseError as error:
+                if self._reader is not None:  # as in read_only: a failed session is dropped
+                    self._reader.close()
+                    self._reader = None
+                raise _refusal(error) from None
+
     def read_only(self, sql: str, output: str = "table") -> bytes:
         """Run one analyst SELECT under :class:`QueryLimits` and ``readonly=1``.
 

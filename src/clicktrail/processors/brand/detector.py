@@ -2,8 +2,8 @@
 
 Pure: state lives in three ``StateStore`` mappings (``BRAND_STATE``) with JSON values, so a
 Faust table or a dict holds them. Every search impression also feeds the auction ledger
-(who was present), every official search click its cost, so a conflict carries whether it
-is head-to-head and how much it raises the official CPC.
+(who was present, the official bid), every official search click its cost, so a conflict
+carries whether it is head-to-head and how much it raises the official CPC.
 """
 
 from __future__ import annotations
@@ -116,23 +116,24 @@ class BrandConflictDetector:
         return self.ledger.forget(watermark)
 
     def _feed_ledger(self, event: Impression | Click, hits: list[Hit]) -> None:
-        keyword = normalize(event.keyword or "")
-        user = event.user.user_id or event.user.ip
-        if not keyword or user is None:
-            return
         brand = self._official_brand.get(event.campaign_id)
-        if isinstance(event, Impression):
-            offenders = [(h.brand, h.offender_id) for h in hits]
-            self.ledger.saw(
-                brand=brand,
-                keyword=keyword,
-                user=user,
-                ts=event.ts,
-                official=brand is not None,
-                offenders=offenders,
-            )
-        elif brand is not None and event.cost is not None:
-            self.ledger.paid(brand=brand, keyword=keyword, user=user, cost=event.cost, ts=event.ts)
+        if isinstance(event, Click):
+            if brand is not None and event.cost is not None:
+                self.ledger.paid(impression_id=event.impression_id, cost=event.cost, ts=event.ts)
+            return
+        keyword = normalize(event.keyword or "")
+        if not keyword:
+            return
+        self.ledger.saw(
+            brand=brand,
+            keyword=keyword,
+            placement=event.placement or "",
+            ts=event.ts,
+            official=brand is not None,
+            offenders=[(h.brand, h.offender_id) for h in hits],
+            impression_id=event.impression_id,
+            bid=event.cpc_bid,
+        )
 
     def _update(self, hits: list[Hit]) -> list[BrandConflict]:
         out = []

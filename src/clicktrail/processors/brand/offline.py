@@ -167,7 +167,7 @@ def evaluate(directory: Path) -> BrandReport:
 def _inflation(
     detector: BrandConflictDetector, offenders: list[dict[str, Any]]
 ) -> dict[str, dict[str, float | None]]:
-    """Keyword estimates pooled per offender (weighted by official clicks with it present)."""
+    """Keyword estimates pooled per offender (weighted by the priced auctions behind each)."""
     out: dict[str, dict[str, float | None]] = {}
     for b in offenders:
         offender = b["partner_id"] or b["display_domain"]
@@ -177,12 +177,12 @@ def _inflation(
                 continue
             est = detector.ledger.estimate(b["brand"], entry["keyword"], offender)
             if est.inflation is not None:
-                total += est.inflation * est.clicks_with
-                weight += est.clicks_with
+                total += est.inflation * est.samples
+                weight += est.samples
         out[f"{b['brand']}/{offender}"] = {
             "true": b["cpc_inflation"],
             "estimated": round(total / weight, 4) if weight else None,
-            "official_clicks_with": weight,
+            "priced_auctions_with": weight,
         }
     return out
 

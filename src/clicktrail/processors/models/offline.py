@@ -29,7 +29,7 @@ import yaml
 
 from clicktrail.config.registry import Action, FraudSettings
 from clicktrail.contracts import Click
-from clicktrail.metrics import auc
+from clicktrail.metrics import auc, auc_difference
 from clicktrail.processors.fraud.flooding import ClickFloodRule
 from clicktrail.processors.models.estimators import DEFAULT_MODEL, ActionModels
 from clicktrail.processors.models.labels import DelayedLabels, Learned
@@ -162,6 +162,17 @@ def _report(
 ) -> dict[str, Any]:
     mine = [e for e in learned if e.action == action]
     theirs = [(e.score, truth[e.click_id]["y"][action]) for e in baseline if e.action == action]
+    plain = {e.click_id: e.score for e in baseline if e.action == action}
+    paired = [
+        (e.score, plain[e.click_id], truth[e.click_id]["y"][action])
+        for e in mine
+        if e.click_id in plain
+    ]
+    compared = auc_difference(
+        [y for *_, y in paired[len(paired) // 2 :]],
+        [s for s, _, _ in paired[len(paired) // 2 :]],
+        [b for _, b, _ in paired[len(paired) // 2 :]],
+    )
     outcome = [truth[e.click_id]["y"][action] for e in mine]
     pairs = [(e.score, y) for e, y in zip(mine, outcome, strict=True)]
     later = pairs[len(pairs) // 2 :]
@@ -179,6 +190,8 @@ def _report(
         "oracle_auc_second_half": _round(auc(oracle[len(oracle) // 2 :])),
         "baseline_auc": _round(auc(theirs)),
         "baseline_auc_second_half": _round(auc(theirs[len(theirs) // 2 :])),
+        "minus_baseline_second_half": _round(compared.difference) if compared else None,
+        "minus_baseline_95": [_round(v) for v in compared.interval()] if compared else None,
         "serving": models.serving(action),
         "window_auc": _round(quality.auc_value()),
         "log_loss": _round(quality.log_loss.get()),
