@@ -24,7 +24,17 @@ from clicktrail.sinks.store import Store
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "clicktrail.example.yaml"
 
 CLI = [sys.executable, "-m", "clicktrail.cli.main"]
-COMMANDS = ["run", "replay", "import-insights", "query", "migrate", "schemas", "check-config"]
+COMMANDS = [
+    "run",
+    "replay",
+    "import-insights",
+    "import-sales",
+    "reconcile",
+    "query",
+    "migrate",
+    "schemas",
+    "check-config",
+]
 
 MIXED = [
     '{"type":"impression","event_id":"i1","ts":"2026-03-01T10:00:00Z","impression_id":"imp-1",'
@@ -66,7 +76,12 @@ def cli(
 def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     result = cli(command, "--help", cwd=tmp_path)
     assert "usage: clicktrail" in result.stdout
-    assert "--store" in result.stdout or command in ("schemas", "check-config", "import-insights")
+    assert "--store" in result.stdout or command in (
+        "schemas",
+        "check-config",
+        "import-insights",
+        "import-sales",
+    )
 
 
 def test_replay_lands_valid_events_and_dead_letters_the_rest(tmp_path: Path) -> None:

@@ -61,6 +61,9 @@ SEMANTIC = frozenset(
         "invalid_export",  # CSV rows are not a schema
         "empty_export",
         "invalid_encoding",
+        "invalid_sales_file",  # a sales export's columns and rows, judged per row
+        "empty_sales_file",
+        "no_order_accepted",
         "no_event_accepted",  # judged per event, each for one of these reasons
         "unknown_partner",
         "unknown_campaign",

@@ -274,6 +274,33 @@ def _add_import_insights(sub: Any) -> None:
     parser.set_defaults(handler=insights.run)
 
 
+def _add_sales(sub: Any) -> None:
+    """The advertiser's sales against what was tracked."""
+    from clicktrail.cli import sales
+
+    parser = sub.add_parser(
+        "import-sales",
+        help="send the advertiser's sales export (CSV) to a running service and reconcile it",
+        description=sales.DESCRIPTION,
+        epilog=sales.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sales.add_arguments(parser)
+    parser.set_defaults(handler=sales.run)
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="per partner: sales matched, refunded, not sold, not tracked, amount differences",
+        description="Read reconciliation_summary (written by import-sales / POST /v1/sales): "
+        "per advertiser, partner and currency, orders sold and tracked, refunded, tracked "
+        "conversions not sold (payout at risk), orders not tracked (tracking gap) and amount "
+        "differences, with a sentence for each partner that has something to act on.",
+    )
+    _common(reconcile, config=False)
+    reconcile.add_argument("--advertiser", metavar="ID", help="only this advertiser")
+    reconcile.set_defaults(handler=sales.reconcile_view)
+
+
 def _guarded_worker(args: argparse.Namespace) -> int:
     """A worker verifies click ids and signs nothing it serves, but a forged click id
     passes it as well as the edge: the same secrets check, before Kafka is touched."""
@@ -311,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_run_and_replay(sub)
     _add_import_insights(sub)
+    _add_sales(sub)
 
     query = sub.add_parser(
         "query",

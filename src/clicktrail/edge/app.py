@@ -35,8 +35,10 @@ from clicktrail.edge.insights import AuctionInsightsImport
 from clicktrail.edge.pixel import ImpressionPixel
 from clicktrail.edge.postback import ConversionPixel, Postback
 from clicktrail.edge.query import Query
+from clicktrail.edge.sales import SalesImport
 from clicktrail.edge.score import CheckpointScorer, Score
 from clicktrail.runtime.embedded import EmbeddedRuntime
+from clicktrail.runtime.reconcile import SalesLedger
 from clicktrail.ui import dashboard_app
 
 log = structlog.get_logger(__name__)
@@ -190,7 +192,8 @@ def build_app(
     runtime: EmbeddedRuntime, *, query_token: str | None = None, clock: Clock | None = None
 ) -> EdgeApp:
     """``clicktrail run``: the tracking routes over the embedded runtime, plus ``/v1/query``,
-    ``/v1/score`` from the live models and the dashboard at ``/ui/``.
+    ``/v1/score`` from the live models, ``/v1/sales`` (reconciliation, which reads the
+    store and updates conversions the runtime holds) and the dashboard at ``/ui/``.
 
     ``query_token`` overrides the operator token otherwise read from the environment or
     the registry (:func:`clicktrail.edge.query.operator_token`)."""
@@ -202,5 +205,8 @@ def build_app(
     query = EdgeRoute("/v1/query", ("GET", "POST"), Query(ctx, runtime.store, token, proxies))
     live = Score(ctx, lambda: runtime.pipeline.models.models, runtime.models_lock)
     score = EdgeRoute("/v1/score", ("GET",), live)
+    ledger = SalesLedger(registry, runtime.store)
+    holds = runtime.pipeline.attributor.holds
+    sales = EdgeRoute("/v1/sales", ("POST",), SalesImport(ctx, ledger, holds))
     ui = dashboard_app(runtime.store, registry, token, proxies)
-    return EdgeApp(ctx, [*tracking_routes(ctx), query, score], {"/ui": ui})
+    return EdgeApp(ctx, [*tracking_routes(ctx), query, score, sales], {"/ui": ui})

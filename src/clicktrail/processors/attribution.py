@@ -258,6 +258,12 @@ class Attributor:
             self.waiting[user] = [*entries, entry]
         return True
 
+    def holds(self, conversion: Conversion) -> bool:
+        """Whether a report of this transaction (same txid, advertiser and action, or the
+        same conversion id) would update a conversion this stage remembers, rather than
+        start a new one: what a status update sent long after the fact must ask first."""
+        return _identity(conversion) in self.conversions
+
     def is_waiting(self, resolved: ResolvedConversion) -> bool:
         """Is this conversion held for the grace period (rather than done with)?"""
         user = resolved.user_id
