@@ -56,6 +56,7 @@ PAGES = [
     "/ui/funnel?segment=sub&sub=sub1&campaign=bluefin-affiliates",
     "/ui/conflicts",
     "/ui/targeting",
+    "/ui/sales",
 ]
 
 
@@ -320,6 +321,7 @@ SHOTS = [
     ("funnel", f"/ui/funnel?campaign=northwind-affiliates&segment=partner&{QS}"),
     ("conflicts", f"/ui/conflicts?{QS}"),
     ("targeting", f"/ui/targeting?{QS}"),
+    ("sales", f"/ui/sales?{QS}"),
 ]
 
 
@@ -386,3 +388,47 @@ def test_the_funnel_split_by_os_starts_from_the_campaigns_clicks(world: World) -
     cells = re.findall(r'<td class="n[^"]*">([\d,]+)', body)
     assert number(cells[1]) == clicks, "the 'all' row's clicks are the campaign's clicks"
     assert "read from the raw tables" in body
+
+
+def test_sales_page_speaks_the_reconciliation_of_an_import(world: World) -> None:
+    """An export with two of a partner's tracked purchases (one at another amount) and an
+    order nothing tracked: the page says what the reconciliation view holds, in words."""
+    from clicktrail.processors.sales import parse_sales_csv
+    from clicktrail.runtime.reconcile import SalesLedger
+
+    empty = page(world, f"/ui/sales?{QS}")
+    assert "No sales imported yet" in empty
+    db = world.store.database
+    rows = world.store.rows(
+        f"SELECT txid, toDate(conversion_ts), toFloat64(revenue), currency, partner_id "
+        f"FROM {db}.attributed_conversions FINAL WHERE advertiser_id = 'northwind' "
+        "AND action = 'purchase' AND txid != '' AND weight > 0 ORDER BY conversion_ts LIMIT 2"
+    )
+    assert len(rows) == 2
+    (t1, d1, r1, c1, _), (t2, d2, r2, c2, _) = rows
+    text = (
+        "order_id,date,amount,currency,status\n"
+        f"{t1},{d1},{r1},{c1},paid\n{t2},{d2},{r2 + 5},{c2},paid\n"
+        f"NEVER-TRACKED-1,{d1},42.5,{c1},paid\n"
+    )
+    ledger = SalesLedger(world.registry, world.store)
+    result = ledger.reconcile("northwind", parse_sales_csv(text).orders)
+    ledger.record(result.records)
+    summary = ledger.summary("northwind")
+    body = page(world, f"/ui/sales?{QS}")
+    assert "No sales imported yet" not in body
+    gap = next(r for r in summary if r.partner_id == "")
+    assert gap.sold_not_tracked == 1 and "a tracking gap" in body
+    for row in summary:
+        line = re.search(rf'<li data-partner="{re.escape(row.partner_id)}">(.*?)</li>', body, re.S)
+        assert line, row.partner_id
+        said = html.unescape(re.sub(r"<[^>]+>", "", line.group(1)))
+        if row.partner_id:
+            assert f"{row.matched:,} sold and tracked" in said
+            if row.tracked_not_sold:
+                assert f"{row.tracked_not_sold:,} tracked but not sold" in said
+                assert f"{row.payout_at_risk:,.2f} of payouts at risk" in said
+            if row.amount_differences:
+                assert f"{row.amount_differences:,} with another amount" in said
+    assert sum(r.matched for r in summary) == 2
+    assert sum(r.amount_differences for r in summary) == 1

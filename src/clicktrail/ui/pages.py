@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clicktrail.config.registry import Registry
+from clicktrail.runtime.reconcile import SalesLedger
 from clicktrail.sinks.store import Store, StoreError
 from clicktrail.ui import advice, params, queries
 from clicktrail.ui.advice import Advice
@@ -52,6 +53,7 @@ NAV = (
     ("funnel", "/ui/funnel", "Funnel"),
     ("conflicts", "/ui/conflicts", "Brand conflicts"),
     ("targeting", "/ui/targeting", "Targeting"),
+    ("sales", "/ui/sales", "Sales"),
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -234,6 +236,12 @@ class Dashboard:
         }
         return {"t": found, "ranked": ranked, "predicted": predicted}
 
+    def sales(self, request: Request, period: params.Period) -> dict[str, Any]:
+        """The reconciliation with the advertiser's sales, as the imports left it (an import
+        covers the days of its export, whatever the period chosen)."""
+        rows = SalesLedger(self.registry, self.store).summary()
+        return {"rows": rows, "at_risk": sum(r.payout_at_risk for r in rows)}
+
     def advice(self, request: Request, period: params.Period) -> dict[str, Any]:
         return {"advice": self.compute_advice(period)}
 
@@ -316,6 +324,7 @@ class Dashboard:
             Route("/funnel", self.page("funnel", self.funnel)),
             Route("/conflicts", self.page("conflicts", self.conflicts)),
             Route("/targeting", self.page("targeting", self.targeting)),
+            Route("/sales", self.page("sales", self.sales)),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
