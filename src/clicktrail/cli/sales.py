@@ -16,20 +16,23 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from clicktrail.cli.upload import (
+    API_KEY_ENV,
+    ImportFailed,
+    add_service_arguments,
+    checked_url,
+    post_csv,
+)
 from clicktrail.edge.auth import operator_token
 from clicktrail.processors.sales import COLUMNS, ParsedSales, SalesFileError, parse_sales_csv
 from clicktrail.sinks.store import DEFAULT_DATABASE, DEFAULT_DSN
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 PATH = "/v1/sales"
-API_KEY_ENV = "CLICKTRAIL_API_KEY"
 DESCRIPTION = """\
 Check the advertiser's sales export (orders from its CRM or shop), then POST it to
 URL/v1/sales of a running 'clicktrail run'. Each order is matched to the tracked
@@ -74,14 +77,6 @@ SUMMARY_COLUMNS = (
 )
 
 
-class ImportFailed(Exception):
-    """One line for stderr, and the exit code that goes with it."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the export: UTF-8 CSV with a header")
     parser.add_argument(
@@ -96,18 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="tracked action(s) the orders are held against (default: purchase)",
     )
-    parser.add_argument(
-        "--url",
-        default=DEFAULT_URL,
-        help="base URL of a running 'clicktrail run' (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for the answer"
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get(API_KEY_ENV, ""),
-        help=f"the advertiser's API key (default: ${API_KEY_ENV}, else the operator token)",
+    add_service_arguments(
+        parser, serves="'clicktrail run'", timeout=120.0, key_help=", else the operator token"
     )
     offline = parser.add_argument_group(
         "offline",
@@ -255,9 +240,7 @@ def import_file(
     advertiser: str | None = None,
     actions: Iterable[str] = (),
 ) -> dict[str, Any]:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ImportFailed(f"--url must be http(s)://HOST[:PORT], not {url!r}", 2)
+    base = checked_url(url)
     body, _ = read_export(path)
     key = api_key or operator_token() or ""
     if not key:
@@ -266,41 +249,8 @@ def import_file(
         )
     query = [("advertiser", advertiser)] if advertiser else []
     query += [("action", a) for a in actions]
-    target = url.rstrip("/") + PATH + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    return _post(target, body, timeout, key)
-
-
-def _post(target: str, body: bytes, timeout: float, key: str) -> dict[str, Any]:
-    headers = {"content-type": "text/csv; charset=utf-8", "authorization": f"Bearer {key}"}
-    request = urllib.request.Request(target, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        code = 2 if 400 <= error.code < 500 else 1
-        raise ImportFailed(f"{target} refused the export: {_message(error)}", code) from None
-    except urllib.error.URLError as error:
-        raise ImportFailed(
-            f"{target} did not answer: {error.reason} (is 'clicktrail run' running?)", 1
-        ) from None
-    except (OSError, ValueError) as error:
-        raise ImportFailed(f"{target} did not answer properly: {error}", 1) from None
-    if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
-        raise ImportFailed(f"{target} answered without a count: {answer!r}", 1)
-    return answer
-
-
-def _message(error: urllib.error.HTTPError) -> str:
-    try:
-        answer = json.loads(error.read())
-    except (OSError, ValueError):
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(answer, dict) and "message" in answer:
-        text = f"HTTP {error.code} {answer.get('error', '')}: {answer['message']}"
-        for row in answer.get("rejected", [])[:5]:
-            text += f"\n  {row.get('message')}"
-        return text
-    return f"HTTP {error.code} {error.reason}"
+    target = base + PATH + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    return post_csv(target, body, timeout, key, hint=" (is 'clicktrail run' running?)")
 
 
 def render_summary(rows: Iterable[Mapping[str, Any]]) -> str:
