@@ -39,8 +39,12 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "| measurement" in result.stdout
-    assert "embedded pipeline, full processing" in result.stdout
+    pipeline = "embedded pipeline, simulated week (fraud, brand, models, alerts)"
+    floor = "floor: minimal loop on the same events"
+    assert pipeline in result.stdout and floor in result.stdout
     figures = {f["what"]: f for f in json.loads(out.read_text())["figures"]}
-    assert figures["embedded pipeline, full processing"]["value"] > 0
+    assert figures[pipeline]["value"] > 0 and figures[floor]["value"] > 0
+    ratio = figures[pipeline]["value"] / figures[floor]["value"]
+    assert f"{ratio:.2f} of the floor" in figures[pipeline]["note"]
     assert figures["ClickHouse sink (chDB), 10k-row inserts"]["value"] > 0
     assert figures["Faust worker, full processing"]["value"] is None, "no broker: skipped"
