@@ -234,28 +234,15 @@ class Reconciler:
             outcome = Outcome.matched
         update = self._update(advertiser, order, conversion)
         record = ReconciliationRecord(
-            import_id=run,
-            advertiser_id=advertiser,
-            pair_key=conversion.conversion_id,
+            **_tracked(run, advertiser, conversion, now),
             outcome=outcome,
             match=match,
             order_id=order.order_id,
-            conversion_id=conversion.conversion_id,
-            txid=conversion.txid or "",
-            action=conversion.action,
-            partner_id=conversion.credited_partner_id or "",
-            campaign_id=conversion.credited_campaign_id or "",
             sale_status=str(order.status),
-            tracked_status=str(conversion.tracked_status),
             sold_amount=order.amount,
             sold_currency=order.currency,
-            tracked_revenue=conversion.tracked_revenue,
-            tracked_currency=conversion.currency,
-            payout=conversion.payout,
             amount_difference=round(difference, 6),
             order_ts=order.ts,
-            conversion_ts=conversion.ts,
-            ts=now,
             updated=update is not None,
         )
         return record, update
@@ -342,19 +329,27 @@ class Reconciler:
         run: str, advertiser: str, conversion: TrackedConversion, now: datetime
     ) -> ReconciliationRecord:
         return ReconciliationRecord(
-            import_id=run,
-            advertiser_id=advertiser,
-            pair_key=conversion.conversion_id,
-            outcome=Outcome.tracked_not_sold,
-            conversion_id=conversion.conversion_id,
-            txid=conversion.txid or "",
-            action=conversion.action,
-            partner_id=conversion.credited_partner_id or "",
-            campaign_id=conversion.credited_campaign_id or "",
-            tracked_status=str(conversion.tracked_status),
-            tracked_revenue=conversion.tracked_revenue,
-            tracked_currency=conversion.currency,
-            payout=conversion.payout,
-            conversion_ts=conversion.ts,
-            ts=now,
+            **_tracked(run, advertiser, conversion, now), outcome=Outcome.tracked_not_sold
         )
+
+
+def _tracked(
+    run: str, advertiser: str, conversion: TrackedConversion, now: datetime
+) -> dict[str, Any]:
+    """The fields of a pair that come from the tracked conversion."""
+    return {
+        "import_id": run,
+        "advertiser_id": advertiser,
+        "pair_key": conversion.conversion_id,
+        "conversion_id": conversion.conversion_id,
+        "txid": conversion.txid or "",
+        "action": conversion.action,
+        "partner_id": conversion.credited_partner_id or "",
+        "campaign_id": conversion.credited_campaign_id or "",
+        "tracked_status": str(conversion.tracked_status),
+        "tracked_revenue": conversion.tracked_revenue,
+        "tracked_currency": conversion.currency,
+        "payout": conversion.payout,
+        "conversion_ts": conversion.ts,
+        "ts": now,
+    }

@@ -19,7 +19,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clicktrail.cli.commands import CONFLICTS_VIEW
 from clicktrail.sinks.store import Store
@@ -45,8 +45,27 @@ MAX_SEGMENTS = 50
 """Event ids shown per brand conflict."""
 
 
+class Returns:
+    """CPA and ROAS of whatever has ``spend``, ``conversions`` and ``revenue``."""
+
+    if TYPE_CHECKING:
+        conversions: float
+        revenue: float
+
+        @property
+        def spend(self) -> float: ...
+
+    @property
+    def cpa(self) -> float | None:
+        return self.spend / self.conversions if self.conversions > 0 else None
+
+    @property
+    def roas(self) -> float | None:
+        return self.revenue / self.spend if self.spend > 0 else None
+
+
 @dataclass
-class Figures:
+class Figures(Returns):
     """Sums of the rollups over some rows; conversions and money net of fraud rejects."""
 
     impressions: int = 0
@@ -79,14 +98,6 @@ class Figures:
         return self.cost + self.payout
 
     @property
-    def cpa(self) -> float | None:
-        return self.spend / self.conversions if self.conversions > 0 else None
-
-    @property
-    def roas(self) -> float | None:
-        return self.revenue / self.spend if self.spend > 0 else None
-
-    @property
     def approved_share(self) -> float | None:
         return self.approved / self.conversions if self.conversions > 0 else None
 
@@ -117,7 +128,7 @@ def action_order(actions: set[str]) -> list[str]:
 
 
 @dataclass
-class CampaignAction:
+class CampaignAction(Returns):
     campaign_id: str
     action: str
     conversions: float
@@ -125,14 +136,6 @@ class CampaignAction:
     spend: float
     target_cpa: float | None = None
     target_roas: float | None = None
-
-    @property
-    def cpa(self) -> float | None:
-        return self.spend / self.conversions if self.conversions > 0 else None
-
-    @property
-    def roas(self) -> float | None:
-        return self.revenue / self.spend if self.spend > 0 else None
 
     @property
     def over_goal(self) -> bool:
