@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from clicktrail.config.registry import Brand
@@ -117,6 +117,8 @@ class BrandMatcher:
             )
         self._check_core_overlap(patterns)
         self.patterns = tuple(patterns)
+        self._keywords: dict[str, tuple[TermMatch, ...]] = {}
+        self._domains: dict[str, tuple[str, bool] | None] = {}
 
     @staticmethod
     def _check_core_overlap(patterns: list[_BrandPattern]) -> None:
@@ -130,9 +132,18 @@ class BrandMatcher:
                     )
 
     def match_keyword(self, keyword: str | None) -> list[TermMatch]:
-        """At most one match per brand: a configured term beats a misspelling."""
+        """At most one match per brand: a configured term beats a misspelling. Remembered
+        per keyword: traffic repeats a few thousand keywords, each was matched twice per
+        event."""
         if not keyword:
             return []
+        found = self._keywords.get(keyword)
+        if found is None:
+            found = self._keywords[keyword] = tuple(self._match_keyword(keyword))
+            _bound(self._keywords)
+        return list(found)
+
+    def _match_keyword(self, keyword: str) -> list[TermMatch]:
         words = tokens(keyword)
         joined = {a + b for a, b in pairwise(words)}
         found = []
@@ -168,6 +179,12 @@ class BrandMatcher:
         lookalike: a different domain whose name contains a core word of the brand."""
         if not domain:
             return None
+        if domain not in self._domains:
+            self._domains[domain] = self._domain_brand(domain)
+            _bound(self._domains)
+        return self._domains[domain]
+
+    def _domain_brand(self, domain: str) -> tuple[str, bool] | None:
         for p in self.patterns:
             if any(domain == d or domain.endswith("." + d) for d in p.domains):
                 return p.brand, True
@@ -176,3 +193,12 @@ class BrandMatcher:
             if any(len(c) >= MIN_CORE_IN_DOMAIN and c in compact for c in p.core):
                 return p.brand, False
         return None
+
+
+MEMO_SIZE = 100_000
+"""Keywords (or domains) remembered per matcher; past it the memo starts over."""
+
+
+def _bound(memo: dict[str, Any]) -> None:
+    if len(memo) > MEMO_SIZE:
+        memo.clear()
