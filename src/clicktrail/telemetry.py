@@ -1,7 +1,7 @@
 """Prometheus text exposition from plain counters, for the edge and both runtimes.
 
 Hot paths only add to ints and dicts (``collections.Counter``); the text is made when
-``/metrics`` is scraped, by the collectors registered on a :class:`Registry`. Labels
+``/metrics`` is scraped, by the collectors registered on a :class:`MetricsRegistry`. Labels
 come from fixed sets (endpoints, reason codes, stages, tables, actions), so the
 number of series stays bounded. No client library: the format is a few lines of text.
 """
@@ -100,7 +100,7 @@ def histogram(name: str, help_text: str, observed: Histogram) -> list[str]:
     return [f"# HELP {name} {help_text}", f"# TYPE {name} histogram", *observed.render(name)]
 
 
-class Registry:
+class MetricsRegistry:
     """Gauges and collectors read at scrape time; ``render`` is the ``/metrics`` body."""
 
     def __init__(self) -> None:

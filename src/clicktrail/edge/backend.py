@@ -23,7 +23,7 @@ from clicktrail.processors.intake import Rejection
 from clicktrail.runtime.background import BackgroundProcessing
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeGate
-from clicktrail.runtime.metrics import expose
+from clicktrail.runtime.metrics import expose, expose_intake
 from clicktrail.runtime.wiring import build_intake
 from clicktrail.sinks.store import StoreError
 
@@ -69,6 +69,7 @@ class BusBackend:
 
     def bind(self, metrics: EdgeMetrics) -> None:
         self.metrics = metrics
+        expose_intake(metrics, self.gate.stats)
 
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
         return self.gate.submit(data, source)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from clicktrail.telemetry import Gauge, Histogram, Registry, escape
+from clicktrail.telemetry import Gauge, Histogram, MetricsRegistry, escape
 
 PRODUCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 __all__ = ["PRODUCE_BUCKETS", "EdgeMetrics", "Gauge", "Histogram"]
 
 
-class EdgeMetrics(Registry):
+class EdgeMetrics(MetricsRegistry):
     """The edge's own counters first, then every gauge and collector registered (the
     embedded runtime registers the pipeline's: :mod:`clicktrail.runtime.metrics`)."""
 

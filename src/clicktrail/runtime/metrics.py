@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -26,7 +27,7 @@ from clicktrail.processors.watermark import BEGINNING, EventClock
 from clicktrail.runtime.gate import IntakeStats
 from clicktrail.sinks.alerts import AlertService
 from clicktrail.sinks.clickhouse import ClickHouseSink
-from clicktrail.telemetry import Registry, counter, histogram
+from clicktrail.telemetry import MetricsRegistry, counter, family, histogram
 
 _BEGINNING = BEGINNING.timestamp()
 
@@ -52,7 +53,7 @@ class StageCounts:
 
 
 def expose(
-    registry: Registry,
+    registry: MetricsRegistry,
     *,
     counts: StageCounts,
     sink: ClickHouseSink,
@@ -103,19 +104,6 @@ def expose(
 
     def families() -> list[str]:
         out: list[str] = []
-        if intake is not None:
-            out += counter(
-                "clicktrail_intake_events_total",
-                "Input validated by the intake gate, accepted or rejected (dead-lettered).",
-                ("outcome",),
-                {("accepted",): intake.accepted, ("rejected",): intake.dead_lettered},
-            )
-            out += counter(
-                "clicktrail_intake_insight_rows_total",
-                "Auction-insights rows imported from advertisers' exports.",
-                (),
-                {(): intake.insight_rows},
-            )
         out += counter(
             "clicktrail_stage_messages_total",
             "Messages a pipeline stage took in.",
@@ -174,4 +162,60 @@ def expose(
         )
         return out
 
+    if intake is not None:
+        expose_intake(registry, intake)
     registry.collect(families)
+
+
+def expose_intake(registry: MetricsRegistry, intake: IntakeStats) -> None:
+    """The intake gate's counts: where input is validated (``clicktrail run``, and the
+    scale-out edge, whose workers only see what it accepted)."""
+
+    def families() -> list[str]:
+        out: list[str] = []
+        out += counter(
+            "clicktrail_intake_events_total",
+            "Input validated by the intake gate, accepted or rejected (dead-lettered).",
+            ("outcome",),
+            {("accepted",): intake.accepted, ("rejected",): intake.dead_lettered},
+        )
+        out += counter(
+            "clicktrail_intake_insight_rows_total",
+            "Auction-insights rows imported from advertisers' exports.",
+            (),
+            {(): intake.insight_rows},
+        )
+        return out
+
+    registry.collect(families)
+
+
+def consumer_lag(consumer: Any) -> list[str]:
+    """Messages behind the log end per topic, over this worker's assigned partitions: the
+    broker's high watermark (as the consumer last fetched it, no request) minus the offset
+    Faust committed. Partitions with neither known yet (just assigned, a changelog read for
+    recovery) are left out. Reads Faust's ``_committed_offset``, which it keeps per
+    partition for its own commits; without it the family has no samples."""
+    lag: Counter[str] = Counter()
+    committed = getattr(consumer, "_committed_offset", None) or {}
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # not started, or between generations of a rebalance
+        assigned = set()
+    for tp in assigned:
+        done = committed.get(tp)
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # no fetch from this partition yet
+            continue
+        if high is None or done is None:
+            continue
+        lag[tp.topic] += max(0, int(high) - int(done))
+    return family(
+        "clicktrail_consumer_lag_messages",
+        "gauge",
+        "Messages between the committed offset and the log end, per topic (this worker's "
+        "partitions).",
+        ("topic",),
+        {(topic,): n for topic, n in lag.items()},
+    )
