@@ -4,10 +4,13 @@ what the store holds."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ from clicktrail.sinks.migrations import migrate
 from clicktrail.sinks.rows import TABLE_FOR_TYPE
 from clicktrail.sinks.store import Store
 
+ROOT = Path(__file__).resolve().parents[2]
 BAD_INPUT = [b"{not json", b'{"type": "teleport"}', b"[]"]
 
 
@@ -179,3 +183,31 @@ def test_model_examples_per_action_and_the_watermark(replayed: Replayed) -> None
     mark = replayed.metrics["clicktrail_pipeline_watermark_seconds"].value()
     assert mark >= datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     assert lag == pytest.approx(datetime.now(UTC).timestamp() - mark, abs=60)
+
+
+def test_the_grafana_business_panels_answer_over_the_replayed_store(replayed: Replayed) -> None:
+    """Each ClickHouse panel's SQL, its time filter covering everything, runs on the store;
+    the spend panel sums to the media cost of the stored events."""
+    dashboard = json.loads(
+        (ROOT / "deploy" / "grafana" / "dashboards" / "clicktrail.json").read_text()
+    )
+    answers: dict[str, list[tuple[object, ...]]] = {}
+    for panel in dashboard["panels"]:
+        if panel.get("datasource", {}).get("uid") != "clickhouse":
+            continue
+        sql = panel["targets"][0]["rawSql"]
+        sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 >= toDateTime(0)", sql)
+        sql = sql.replace("clicktrail.", f"{replayed.store.database}.")
+        assert "$" not in sql, sql
+        answers[panel["title"]] = replayed.store.rows(sql)
+    assert all(answers.values()), answers
+    db = replayed.store.database
+    cost = replayed.store.rows(
+        f"SELECT (SELECT sum(ifNull(cost, 0)) FROM {db}.clicks)"
+        f" + (SELECT sum(ifNull(cost, 0)) FROM {db}.impressions)"
+    )[0][0]
+    assert sum(row[1] for row in answers["Spend"]) == pytest.approx(float(cost))
+    actions = {row[1] for row in answers["Conversions per action"]}
+    assert actions <= set(replayed.runtime.registry.actions) and actions
+    shares = [row[1] for row in answers["Flagged share per partner"] if row[1] is not None]
+    assert shares and all(0 <= share <= 1 for share in shares)
