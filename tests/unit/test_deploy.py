@@ -257,3 +257,12 @@ def test_business_panels_read_tables_the_migrations_create() -> None:
         tables = re.findall(r"\bclicktrail\.(\w+)", sql)
         assert tables, panel["title"]
         assert set(tables) <= created, panel["title"]
+
+
+def test_operations_doc_lists_every_metric_the_code_emits() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text("utf-8")
+    text += (ROOT / "docs" / "edge.md").read_text("utf-8")
+    documented = set(re.findall(r"`(clicktrail_\w+)", text))
+    emitted = _emitted_metrics()
+    assert emitted - documented == set(), "metrics without a line in docs/operations.md"
+    assert {n for n in documented if not n.endswith("_")} - emitted == set(), "stale docs"
