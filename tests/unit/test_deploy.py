@@ -100,3 +100,169 @@ def test_dockerignore_keeps_local_state_out_of_the_build() -> None:
     patterns = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     for needed in (".venv", "var", ".git", ".env", "tests"):
         assert needed in patterns, needed
+
+
+# ------------------------------------------------------------ Prometheus and Grafana
+
+GRAFANA = ROOT / "deploy" / "grafana"
+METRIC_DEFINITION = re.compile(
+    r'(?:counter|family|histogram|gauge)\(\s*"(clicktrail_\w+)"|# TYPE (clicktrail_\w+) '
+)
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def _emitted_metrics() -> set[str]:
+    """Every metric family the code defines (registry calls and the edge's own lines)."""
+    names: set[str] = set()
+    for path in (ROOT / "src" / "clicktrail").rglob("*.py"):
+        for match in METRIC_DEFINITION.finditer(path.read_text("utf-8")):
+            names.add(match.group(1) or match.group(2))
+    return names
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text("utf-8"))
+    return data
+
+
+def _datasources() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((GRAFANA / "provisioning" / "datasources").glob("*.yaml")):
+        for source in _yaml(path)["datasources"]:
+            found[source["uid"]] = source
+    return found
+
+
+def _dashboard() -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads((GRAFANA / "dashboards" / "clicktrail.json").read_text())
+    return data
+
+
+def _panels() -> list[dict[str, Any]]:
+    return [p for p in _dashboard()["panels"] if p["type"] != "row"]
+
+
+def _flag(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_compose_starts_prometheus_and_grafana_from_pinned_images() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        image = service.get("image", "")
+        if service.get("build"):
+            continue
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin {image}"
+    grafana = services["grafana"]
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+    dashboards = _yaml(GRAFANA / "provisioning" / "dashboards" / "clicktrail.yaml")
+    path = dashboards["providers"][0]["options"]["path"]
+    assert (ROOT / mounts[path]).resolve() == (GRAFANA / "dashboards").resolve()
+    assert re.fullmatch(
+        r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}",
+        grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"],
+    )
+    example = (ROOT / "deploy" / ".env.example").read_text("utf-8")
+    assert re.search(r"^GRAFANA_ADMIN_PASSWORD=\S*change-me", example, re.MULTILINE)
+    prometheus = services["prometheus"]
+    assert any(v.startswith("./deploy/prometheus/prometheus.yml:") for v in prometheus["volumes"])
+
+
+def test_prometheus_scrapes_the_edge_and_every_worker_where_they_listen() -> None:
+    services = _compose()["services"]
+    config = _yaml(ROOT / "deploy" / "prometheus" / "prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    edge = jobs["clicktrail-edge"]["static_configs"][0]["targets"]
+    assert edge == [f"edge:{_flag(services['edge']['command'], '--port')}"]
+    worker = jobs["clicktrail-worker"]["dns_sd_configs"][0]
+    assert worker["names"] == ["worker"]
+    command = services["worker"]["command"]
+    assert str(worker["port"]) == _flag(command, "--metrics-port")
+    assert _flag(command, "--metrics-host") == "0.0.0.0"  # reachable from the prometheus container
+    assert "ports" not in services["worker"], "worker metrics stay on the compose network"
+
+
+def test_grafana_datasources_point_at_compose_services() -> None:
+    services = _compose()["services"]
+    sources = _datasources()
+    assert sources["prometheus"]["type"] == "prometheus"
+    assert sources["prometheus"]["url"] == "http://prometheus:9090"
+    clickhouse = sources["clickhouse"]
+    assert clickhouse["type"] == "grafana-clickhouse-datasource"
+    settings = clickhouse["jsonData"]
+    assert settings["host"] in services and (settings["protocol"], settings["port"]) == (
+        "http",
+        8123,
+    )
+    assert settings["username"] == services["clickhouse"]["environment"]["CLICKHOUSE_USER"]
+    assert clickhouse["secureJsonData"]["password"] == "$CLICKHOUSE_PASSWORD"
+    assert "CLICKHOUSE_PASSWORD" in services["grafana"]["environment"]
+
+
+def test_every_dashboard_panel_uses_a_provisioned_datasource() -> None:
+    sources = _datasources()
+    panels = _panels()
+    assert len(panels) >= 15
+    assert len({p["id"] for p in _dashboard()["panels"]}) == len(_dashboard()["panels"])
+    for panel in panels:
+        uids = [panel["datasource"]["uid"], *(t["datasource"]["uid"] for t in panel["targets"])]
+        for uid in uids:
+            assert uid in sources, f"{panel['title']}: no datasource {uid}"
+            assert sources[uid]["type"] == panel["datasource"]["type"], panel["title"]
+        assert panel["targets"], panel["title"]
+
+
+def test_every_metric_the_dashboard_queries_is_one_the_code_emits() -> None:
+    emitted = _emitted_metrics()
+    assert {"clicktrail_stage_messages_total", "clicktrail_consumer_lag_messages"} <= emitted
+    queried: set[str] = set()
+    for panel in _panels():
+        for target in panel["targets"]:
+            if "expr" in target:
+                expr = target["expr"]
+                depth = 0
+                for char in expr:  # PromQL brackets balance (no promtool here)
+                    depth += {"(": 1, ")": -1}.get(char, 0)
+                    assert depth >= 0, expr
+                assert depth == 0 and expr.count("[") == expr.count("]"), expr
+                queried |= set(re.findall(r"\bclicktrail_\w+", expr))
+    assert queried
+    for name in sorted(queried):
+        base = next((name[: -len(s)] for s in HISTOGRAM_SUFFIXES if name.endswith(s)), name)
+        assert name in emitted or base in emitted, f"the dashboard queries unknown {name}"
+    for family in (
+        "clicktrail_intake_events_total",
+        "clicktrail_dead_letters_total",
+        "clicktrail_sink_rows_written_total",
+        "clicktrail_sink_insert_seconds",
+        "clicktrail_sink_buffered_rows",
+        "clicktrail_pipeline_watermark_lag_seconds",
+        "clicktrail_alert_deliveries_total",
+        "clicktrail_model_examples_total",
+    ):
+        assert any(q == family or q.startswith(family + "_") for q in queried), family
+
+
+def test_business_panels_read_tables_the_migrations_create() -> None:
+    schemas = "\n".join(p.read_text("utf-8") for p in (ROOT / "schemas" / "clickhouse").glob("*"))
+    created = set(re.findall(r"CREATE .*?\{db\}\.(\w+)", schemas))
+    business = [p for p in _panels() if p["datasource"]["uid"] == "clickhouse"]
+    assert len(business) >= 3
+    for panel in business:
+        sql = panel["targets"][0]["rawSql"]
+        tables = re.findall(r"\bclicktrail\.(\w+)", sql)
+        assert tables, panel["title"]
+        assert set(tables) <= created, panel["title"]
+
+
+def test_operations_doc_lists_every_metric_the_code_emits() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text("utf-8")
+    text += (ROOT / "docs" / "edge.md").read_text("utf-8")
+    documented = set(re.findall(r"`(clicktrail_\w+)", text))
+    emitted = _emitted_metrics()
+    assert emitted - documented == set(), "metrics without a line in docs/operations.md"
+    assert {n for n in documented if not n.endswith("_")} - emitted == set(), "stale docs"

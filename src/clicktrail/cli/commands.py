@@ -284,6 +284,8 @@ def worker(args: argparse.Namespace) -> int:
             table_store=args.table_store or default_table_store(),
             tick_seconds=args.tick_seconds,
             session_timeout=args.session_timeout,
+            metrics_host=args.metrics_host,
+            metrics_port=args.metrics_port,
         )
     except ValueError as error:
         print(f"clicktrail: error: {error}", file=sys.stderr)
@@ -298,7 +300,12 @@ def worker(args: argparse.Namespace) -> int:
     runtime = FaustRuntime(registry, ClickHouseSink(store), settings)
     print(
         f"clicktrail worker {args.app_id} on {args.broker} ({args.partitions} partitions), "
-        f"store {store.dsn}, tables {settings.table_store}",
+        f"store {store.dsn}, tables {settings.table_store}"
+        + (
+            f", metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+            if settings.metrics_port is not None
+            else ""
+        ),
         flush=True,
     )
     Worker(runtime.app, loglevel=args.log_level.upper(), quiet=True).execute_from_commandline()

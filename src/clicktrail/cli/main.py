@@ -115,6 +115,17 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (default: not served)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address /metrics listens on (default: %(default)s; 0.0.0.0 in a container)",
+    )
+    parser.add_argument(
         "--session-timeout",
         type=float,
         default=45.0,

@@ -23,6 +23,7 @@ from clicktrail.processors.intake import Rejection
 from clicktrail.runtime.background import BackgroundProcessing
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeGate
+from clicktrail.runtime.metrics import expose, expose_intake
 from clicktrail.runtime.wiring import build_intake
 from clicktrail.sinks.store import StoreError
 
@@ -68,6 +69,7 @@ class BusBackend:
 
     def bind(self, metrics: EdgeMetrics) -> None:
         self.metrics = metrics
+        expose_intake(metrics, self.gate.stats)
 
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:
         return self.gate.submit(data, source)
@@ -162,26 +164,15 @@ class EmbeddedBackend:
             self.runtime.bus.depth,
         )
         metrics.gauge("clicktrail_edge_spool_depth", "Records in the local spool.", lambda: 0)
-        clock = self.runtime.pipeline.clock
-        metrics.gauge(
-            "clicktrail_pipeline_watermark_seconds",
-            "Event time the pipeline has reached (Unix seconds).",
-            clock.watermark_seconds,
-        )
-        metrics.gauge(
-            "clicktrail_pipeline_watermark_delay_seconds",
-            "How far the watermark trails the latest trusted event time.",
-            clock.delay_seconds,
-        )
-        metrics.gauge(
-            "clicktrail_pipeline_late_events",
-            "Events behind the watermark so far (processed all the same).",
-            lambda: clock.stats.late,
-        )
-        metrics.gauge(
-            "clicktrail_pipeline_early_events",
-            "Events too far ahead of their input to move its clock alone, so far.",
-            lambda: clock.stats.early,
+        runtime = self.runtime
+        expose(
+            metrics,
+            counts=runtime.counts,
+            sink=runtime.sink,
+            alerts=runtime.alerts,
+            labels=runtime.pipeline.models.labels,
+            clock=runtime.pipeline.clock,
+            intake=runtime.gate.stats,
         )
 
     def submit(self, data: Any, source: str) -> AnyEvent | Rejection:

@@ -24,6 +24,7 @@ from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.processors.models.online import prior_rates
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
+from clicktrail.runtime.metrics import StageCounts
 from clicktrail.runtime.models_lock import ModelsLock
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
 from clicktrail.runtime.wiring import build_intake, publish_report_settings
@@ -82,6 +83,7 @@ class EmbeddedRuntime:
         self.sink = sink or ClickHouseSink(store)
         self.alerts = alerts or AlertService(registry.alerts)
         publish_report_settings(registry, store)
+        self.counts = StageCounts()
         self.processed = 0
         self.backlog = False
         """Set while reading a backlog (``clicktrail replay``): more input is always waiting,
@@ -139,21 +141,21 @@ class EmbeddedRuntime:
         return not self.backlog and self.bus.depth() == 0
 
     def _tick(self, src: str, offset: int) -> None:
-        self._forward(self.pipeline.tick(), src, offset)
-        self._forward(self.pipeline.tick_users(), src, offset)
-        self._store(self.pipeline.partner_verdicts(), src, offset)
+        self._forward(self.pipeline.tick(), src, offset, "timer")
+        self._forward(self.pipeline.tick_users(), src, offset, "timer")
+        self._store(self.pipeline.partner_verdicts(), src, offset, "timer")
         self._learn(src, offset)
 
     def _settle(self, src: str, offset: int) -> None:
         """Between ticks: conversions matched by user whose grace is over are credited, then
         the labels they decide are learned (conversions waiting for their click keep the
         TICK_EVERY cadence)."""
-        self._forward(self.pipeline.tick_users(), src, offset)
+        self._forward(self.pipeline.tick_users(), src, offset, "timer")
         self._learn(src, offset)
 
     def _learn(self, src: str, offset: int) -> None:
         self._learned = self.pipeline.watermark
-        self._store(self.pipeline.learn_due(), src, offset)
+        self._store(self.pipeline.learn_due(), src, offset, "timer")
 
     def flush(self, *, checkpoint: bool = False) -> None:
         """Write buffered rows, with the alert deliveries finished so far; checkpoint the
@@ -168,33 +170,49 @@ class EmbeddedRuntime:
         else:
             self.checkpoint.save_if_due(*self.pipeline.learned_state())
 
-    def _store(self, records: list[BaseModel], src: str, offset: int) -> None:
+    def _store(self, records: list[BaseModel], src: str, offset: int, stage: str = "timer") -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
+        self.counts.sent(stage, "store", records)
         self.sink.add_all(records, src, offset)
         self.alerts.observe(records)
 
     def _handle(self, message: Message) -> None:
         src, offset = message.source, message.offset
         self._last = (src, offset)
+        counts = self.counts
         if message.topic == DEAD_LETTERS:
+            counts.took("dead_letter")
+            counts.dead(getattr(message.record, "reason", ""))
+            counts.sent("dead_letter", "store", [message.record])
             self.sink.add(message.record, src, offset)
             return
+        counts.took("event")
         result = self.pipeline.on_event(message.record, message.origin)  # type: ignore[arg-type]
-        self._store(result.stored, src, offset)
+        self._store(result.stored, src, offset, "event")
+        counts.sent("event", "brand", [event for _, event in result.brand])
         for _, event in result.brand:
-            self._store(self.pipeline.on_brand(event, message.origin), src, offset)
-        self._forward(result.forwarded, src, offset)
+            counts.took("brand")
+            self._store(self.pipeline.on_brand(event, message.origin), src, offset, "brand")
+        self._forward(result.forwarded, src, offset, "event")
 
-    def _forward(self, records: Iterable[Forwarded], src: str, offset: int) -> None:
+    def _forward(
+        self, records: Iterable[Forwarded], src: str, offset: int, stage: str = "timer"
+    ) -> None:
         """Each record is a message of its own, as on the touches topic: the user stage
         takes a repeated origin for a redelivery, so a conversion and its status update
         settled together must not share one (the update would be lost)."""
+        counts = self.counts
         for n, record in enumerate(records):
             origin = f"{src}@{offset}/{n}"
+            counts.out[stage, "user", record.type] += 1
+            counts.took("user")
             out: list[BaseModel] = self.pipeline.on_forwarded(record, origin)
-            self._store(out, src, offset)
-            for row in self.pipeline.labels_of(out):
-                self._store(self.pipeline.on_label(row, origin), src, offset)
+            self._store(out, src, offset, "user")
+            labels = self.pipeline.labels_of(out)
+            counts.sent("user", "label", labels)
+            for row in labels:
+                counts.took("label")
+                self._store(self.pipeline.on_label(row, origin), src, offset, "label")
 
     def close(self, *, end_of_input: bool = False) -> None:
         """Process what is queued and write everything out.
@@ -206,12 +224,12 @@ class EmbeddedRuntime:
         self.process()
         if self._last is not None:  # conflicts hold their final counts, not the last alert's
             src, offset = self._last
-            self._store(self.pipeline.final_conflicts(), src, offset + 1)
+            self._store(self.pipeline.final_conflicts(), src, offset + 1, "timer")
         if end_of_input and self._last is not None:
             src, offset = self._last
-            self._forward(self.pipeline.drain(), src, offset + 1)
-            self._store(self.pipeline.partner_verdicts(), src, offset + 1)
-            self._store(self.pipeline.report_models(), src, offset + 1)
+            self._forward(self.pipeline.drain(), src, offset + 1, "timer")
+            self._store(self.pipeline.partner_verdicts(), src, offset + 1, "timer")
+            self._store(self.pipeline.report_models(), src, offset + 1, "timer")
             self.alerts.final_digests()
         self.alerts.close()
         self.flush(checkpoint=True)

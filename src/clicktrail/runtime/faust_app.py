@@ -54,6 +54,8 @@ from clicktrail.processors.models.online import prior_rates
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.faust_rocksdb import use_for_rocksdb_urls
 from clicktrail.runtime.faust_state import FaustState
+from clicktrail.runtime.metrics import StageCounts, consumer_lag, expose
+from clicktrail.runtime.metrics_http import serve
 from clicktrail.runtime.pipeline import (
     BRAND_STAGE_STATE,
     STATE_NAMES,
@@ -67,6 +69,7 @@ from clicktrail.runtime.wiring import publish_report_settings
 from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
 from clicktrail.sinks.store import StoreError
+from clicktrail.telemetry import MetricsRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +89,9 @@ class WorkerSettings:
     tick_seconds: float = 5.0
     housekeep_seconds: float = 600.0
     checkpoint_seconds: float = 60.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    """Where the worker serves ``/metrics`` (None: nowhere; 0: a free port)."""
     session_timeout: float = 45.0
     """Seconds without heartbeats before the group gives a dead worker's partitions to the
     others: how long a killed worker's partitions wait (Kafka's own default since 3.0)."""
@@ -95,6 +101,8 @@ class WorkerSettings:
             raise ValueError("partitions and batch_size must be >= 1, batch_seconds > 0")
         if not 6 <= self.session_timeout <= 300:
             raise ValueError("session_timeout must be between 6 and 300 seconds")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError("metrics_port must be between 0 and 65535")
 
 
 CO_LOCATED = {"orphans": "pending"}
@@ -192,6 +200,20 @@ class FaustRuntime:
         self._flushing = asyncio.Lock()
         self._brand_batches = self._brand_batches_seen = 0
         self._alert_keys_located = False
+        self.counts = StageCounts()
+        self.metrics = MetricsRegistry()
+        expose(
+            self.metrics,
+            counts=self.counts,
+            sink=sink,
+            alerts=self.alerts,
+            labels=self.pipeline.models.labels,
+            clock=self.pipeline.clock,
+        )
+        self.metrics.collect(lambda: consumer_lag(self.app.consumer))
+        self.metrics_server: asyncio.Server | None = None
+        if settings.metrics_port is not None:
+            self.app.task(self._serve_metrics)
         self.app.agent(self.events_topic, name="event-stage")(self._event_stage)
         self.app.agent(self.touches_topic, name="user-stage")(self._user_stage)
         self.app.agent(self.brand_topic, name="brand-stage")(self._brand_stage)
@@ -230,13 +252,14 @@ class FaustRuntime:
         return stream.take_events(self.settings.batch_size, self.settings.batch_seconds)
 
     def _each(
-        self, batch: Sequence[Any], accepts: Any, handle: Callable[[Any, str], R]
+        self, stage: str, batch: Sequence[Any], accepts: Any, handle: Callable[[Any, str], R]
     ) -> Iterator[tuple[R, str, int]]:
         """Each message of a batch read, checked and handled, with its source and offset;
         the caller's loop body runs while the message is still the current event (table
         partitions follow it). A message that is not a record the stage accepts is poison,
         one whose handling raises a processing error: both become dead letters and the
         stream goes on."""
+        self.counts.took(stage, len(batch))
         for event in batch:
             _current_event.set(weakref.ref(event))
             src, offset = _origin(event)
@@ -246,13 +269,13 @@ class FaustRuntime:
                 if not isinstance(record, accepts):
                     raise ValueError(f"a {type(record).__name__} does not belong on {topic}")
             except ValueError as error:
-                self.sink.add(_poison(topic, error, event.value), src, offset)
+                self._dead_letter(_poison(topic, error, event.value), src, offset, stage)
                 continue
             try:
                 result = handle(record, f"{src}@{offset}")
             except Exception as error:  # one bad record must not stop the stream
                 log.exception("worker.processing_failed", src=src, offset=offset)
-                self.sink.add(_failed(topic, error, event.value), src, offset)
+                self._dead_letter(_failed(topic, error, event.value), src, offset, stage)
                 continue
             yield result, src, offset
 
@@ -260,13 +283,16 @@ class FaustRuntime:
         async for batch in self._batches(stream):
             forwards: list[Forwarded] = []
             brand: list[tuple[str, BrandInput]] = []
-            for result, src, offset in self._each(batch, EventStageInput, self.pipeline.on_event):
-                self._store_rows(result.stored, src, offset)
+            each = self._each("event", batch, EventStageInput, self.pipeline.on_event)
+            for result, src, offset in each:
+                self._store_rows(result.stored, src, offset, "event")
                 forwards.extend(result.forwarded)
                 brand.extend(result.brand)
             if batch:
                 src, offset = _origin(batch[-1])
-                self._store_rows(self.pipeline.partner_verdicts(), src, offset)
+                self._store_rows(self.pipeline.partner_verdicts(), src, offset, "timer")
+            self.counts.sent("event", "user", forwards)
+            self.counts.sent("event", "brand", [item for _, item in brand])
             self._write_state()
             await self._forward(forwards)
             await self._send(self.brand_topic, brand)
@@ -275,9 +301,11 @@ class FaustRuntime:
     async def _user_stage(self, stream: Any) -> None:
         async for batch in self._batches(stream):
             labels: list[tuple[str, BaseModel]] = []
-            for rows, src, offset in self._each(batch, Forwarded, self.pipeline.on_forwarded):
-                self._store_rows(rows, src, offset)
+            each = self._each("user", batch, Forwarded, self.pipeline.on_forwarded)
+            for rows, src, offset in each:
+                self._store_rows(rows, src, offset, "user")
                 labels += [(str(row.click_id), row) for row in self.pipeline.labels_of(rows)]
+            self.counts.sent("user", "label", [row for _, row in labels])
             self._write_state()
             await self._send(self.labels_topic, labels)
             await self._flush()
@@ -285,17 +313,17 @@ class FaustRuntime:
     async def _brand_stage(self, stream: Any) -> None:
         async for batch in self._batches(stream):
             self._brand_batches += 1
-            for rows, src, offset in self._each(batch, BrandInput, self.pipeline.on_brand):
-                self._store_rows(rows, src, offset)
+            for rows, src, offset in self._each("brand", batch, BrandInput, self.pipeline.on_brand):
+                self._store_rows(rows, src, offset, "brand")
             self._write_state()
             await self._flush()
 
     async def _label_stage(self, stream: Any) -> None:
         async for batch in self._batches(stream):
             for rows, src, offset in self._each(
-                batch, AttributedConversion, self.pipeline.on_label
+                "label", batch, AttributedConversion, self.pipeline.on_label
             ):
-                self._store_rows(rows, src, offset)
+                self._store_rows(rows, src, offset, "label")
             self._write_state()
             await self._flush()
 
@@ -303,13 +331,14 @@ class FaustRuntime:
         async for batch in stream.take_events(
             self.settings.batch_size, self.settings.batch_seconds
         ):
+            self.counts.took("dead_letter", len(batch))
             for event in batch:
                 src, offset = _origin(event)
                 try:
                     letter = deserialize(DEAD_LETTERS, event.value)
                 except ValueError as error:
                     letter = _poison(DEAD_LETTERS, error, event.value)
-                self.sink.add(letter, src, offset)
+                self._dead_letter(letter, src, offset, "dead_letter")
             self._write_state()
             await self._flush()
 
@@ -324,6 +353,8 @@ class FaustRuntime:
             return
         finally:
             self._write_state()
+        self.counts.sent("timer", "user", released)
+        self.counts.sent("timer", "store", quality)
         for row in quality:  # snapshots by event time: the watermark orders them
             self.sink.add(row, self._models_src, _millis(self.pipeline.watermark))
         final = self._conflicts_at_rest()
@@ -346,11 +377,14 @@ class FaustRuntime:
             log.exception("worker.final_conflicts_failed")
             return []
         if final:
-            self._store_rows(final, f"at-rest:{self.settings.app_id}", time.time_ns() // 1000)
+            source = f"at-rest:{self.settings.app_id}"
+            self._store_rows(final, source, time.time_ns() // 1000, "timer")
         return final
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         """Consumers are stopped: keep the models, give alerts under way a moment."""
+        if self.metrics_server is not None:
+            self.metrics_server.close()
         await self._checkpoint()
         await asyncio.get_running_loop().run_in_executor(None, self.alerts.close, 5.0)
 
@@ -381,8 +415,23 @@ class FaustRuntime:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _store_rows(self, records: Sequence[BaseModel], src: str, offset: int) -> None:
+    async def _serve_metrics(self) -> None:
+        """``/metrics`` on a port of its own, on the worker's loop (started with it)."""
+        port = self.settings.metrics_port or 0
+        self.metrics_server = await serve(self.metrics, self.settings.metrics_host, port)
+        bound = self.metrics_server.sockets[0].getsockname()
+        log.info("worker.metrics", url=f"http://{bound[0]}:{bound[1]}/metrics")
+
+    def _dead_letter(self, letter: BaseModel, src: str, offset: int, stage: str) -> None:
+        self.counts.dead(getattr(letter, "reason", ""))
+        self.counts.sent(stage, "store", [letter])
+        self.sink.add(letter, src, offset)
+
+    def _store_rows(
+        self, records: Sequence[BaseModel], src: str, offset: int, stage: str = "timer"
+    ) -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
+        self.counts.sent(stage, "store", records)
         self.sink.add_all(records, src, offset)
         if not self._alert_keys_located:  # tables are recovered before the first batch
             self._alert_keys_located = True

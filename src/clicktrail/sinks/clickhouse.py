@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,9 +24,11 @@ from pydantic import BaseModel
 from clicktrail.contracts import SinkBackpressure
 from clicktrail.sinks.rows import TABLE_FOR_TYPE, TableShape, describe
 from clicktrail.sinks.store import Store
+from clicktrail.telemetry import Histogram
 
 log = structlog.get_logger(__name__)
 
+INSERT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BACKLOG_SECONDS = 10.0
 """How long rows may wait for a full batch while a backlog is read."""
 
@@ -69,6 +72,10 @@ class ClickHouseSink:
         self._oldest: float | None = None
         self.rows_written = 0
         self.rows_skipped = 0
+        self.written: Counter[str] = Counter()  # rows inserted, per table
+        self.skipped: Counter[str] = Counter()  # rows already stored, per table
+        self.insert_seconds = Histogram(INSERT_BUCKETS)
+        self.insert_failures = 0
 
     @property
     def buffered(self) -> int:
@@ -98,6 +105,7 @@ class ClickHouseSink:
         table = TABLE_FOR_TYPE[getattr(record, "type", "")]
         if offset <= self._high_water(table, src):
             self.rows_skipped += 1
+            self.skipped[table] += 1
             return False
         if self.buffered >= self.max_buffered:
             raise SinkBackpressure(f"{self.buffered} rows waiting for ClickHouse")
@@ -143,7 +151,14 @@ class ClickHouseSink:
                 src_index = shape.columns.index("src")
                 offset_index = shape.columns.index("src_offset")
                 token = dedup_token(table, rows, src_index, offset_index)
-                self.store.insert(table, rows, shape.columns, token)
+                started = time.perf_counter()
+                try:
+                    self.store.insert(table, rows, shape.columns, token)
+                except Exception:
+                    self.insert_failures += 1
+                    raise
+                self.insert_seconds.observe(time.perf_counter() - started)
+                self.written[table] += len(rows)
                 for row in rows:
                     key = (table, row[src_index])
                     if row[offset_index] > self._written.get(key, -1):

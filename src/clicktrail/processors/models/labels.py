@@ -18,6 +18,7 @@ comes after the conversion still keep the click out.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,9 @@ class DelayedLabels:
         """
         self.pending = pending
         self.models = models
+        self.learned: Counter[tuple[str, bool]] = Counter()
+        """Examples learned by this process, per (action, label): a count for the
+        operators' metrics, not state (a restarted worker counts from zero)."""
         self.actions_for = actions_for
         self.window_for = window_for
         self.label_horizon = dict(label_horizon or {})
@@ -173,4 +177,5 @@ class DelayedLabels:
     def _learn(self, click_id: str, entry: dict[str, Any], action: str, *, label: bool) -> Learned:
         score = float(entry["scores"][action])
         self.models.learn(action, entry["x"], label, score)
+        self.learned[action, label] += 1
         return Learned(click_id, action, label, score)

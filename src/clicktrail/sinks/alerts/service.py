@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -60,6 +60,9 @@ class AlertService:
         self._done: deque[Alert] = deque()
         self._lock = threading.Lock()
         self._closed = False
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        """Attempt records finished, by (destination, status): sent, retrying, failed,
+        suppressed, digested (for ``/metrics``)."""
 
     @property
     def enabled(self) -> bool:
@@ -168,6 +171,8 @@ class AlertService:
         with self._lock:
             self._outstanding.discard(future)
             self._done.extend(records)
+            for record in records:
+                self.outcomes[record.destination, record.status] += 1
         for record in records:
             if record.status == "failed":
                 log.warning(
