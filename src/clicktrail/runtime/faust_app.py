@@ -260,13 +260,17 @@ class FaustRuntime:
         async for batch in self._batches(stream):
             forwards: list[Forwarded] = []
             brand: list[tuple[str, BrandInput]] = []
-            for result, src, offset in self._each(batch, EventStageInput, self.pipeline.on_event):
-                self._store_rows(result.stored, src, offset)
-                forwards.extend(result.forwarded)
-                brand.extend(result.brand)
-            if batch:
-                src, offset = _origin(batch[-1])
-                self._store_rows(self.pipeline.partner_verdicts(), src, offset)
+            # the partner verdicts share the last message's offset: its rows, one batch
+            with self.sink.together():
+                for result, src, offset in self._each(
+                    batch, EventStageInput, self.pipeline.on_event
+                ):
+                    self._store_rows(result.stored, src, offset)
+                    forwards.extend(result.forwarded)
+                    brand.extend(result.brand)
+                if batch:
+                    src, offset = _origin(batch[-1])
+                    self._store_rows(self.pipeline.partner_verdicts(), src, offset)
             self._write_state()
             await self._forward(forwards)
             await self._send(self.brand_topic, brand)
@@ -324,8 +328,8 @@ class FaustRuntime:
             return
         finally:
             self._write_state()
-        for row in quality:  # snapshots by event time: the watermark orders them
-            self.sink.add(row, self._models_src, _millis(self.pipeline.watermark))
+        # snapshots by event time: the watermark orders them; one message, one add
+        self.sink.add_all(quality, self._models_src, _millis(self.pipeline.watermark))
         final = self._conflicts_at_rest()
         await self._forward(released)
         if quality or final or self.alerts.finished:
@@ -382,7 +386,11 @@ class FaustRuntime:
     # -- plumbing ------------------------------------------------------------------------
 
     def _store_rows(self, records: Sequence[BaseModel], src: str, offset: int) -> None:
-        """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
+        """Rows for ClickHouse; conflicts and partner verdicts also to the alerting.
+
+        Every row of a message in this one call (or inside ``sink.together()``): another
+        agent's flush runs on an executor thread meanwhile, and a message split between
+        two of its inserts would lose the rows added after the first."""
         self.sink.add_all(records, src, offset)
         if not self._alert_keys_located:  # tables are recovered before the first batch
             self._alert_keys_located = True
