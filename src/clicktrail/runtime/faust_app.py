@@ -202,6 +202,10 @@ class FaustRuntime:
         self.app.timer(settings.checkpoint_seconds)(self._checkpoint)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
+    def changelog_topics(self) -> list[str]:
+        """The topics the tables are kept in: as many partitions as the topics they follow."""
+        return [table.changelog_topic.get_topic_name() for table in self.tables.values()]
+
     def _raw_topic(self, *names: str) -> Any:
         """Topics carry the bytes the edge produced; the agents (de)serialize them."""
         return self.app.topic(
