@@ -72,6 +72,9 @@ log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
 ALERT_STATE = "alert_routes"  # what was alerted when, per dedup key
+ALIVE_FILE = "alive"
+"""Touched in the data directory on a timer: a container healthcheck reads its age."""
+ALIVE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,8 @@ class FaustRuntime:
         self.app.timer(settings.tick_seconds)(self._tick)
         self.app.timer(settings.housekeep_seconds)(self._housekeep)
         self.app.timer(settings.checkpoint_seconds)(self._checkpoint)
+        self.alive = Path(settings.data_dir) / ALIVE_FILE
+        self.app.timer(ALIVE_SECONDS)(self._touch_alive)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
     def changelog_topics(self) -> list[str]:
@@ -367,6 +372,11 @@ class FaustRuntime:
         thread while an agent updates it is torn); only the file write leaves the loop."""
         data = dumps(*self.pipeline.learned_state())
         await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.write, data)
+
+    async def _touch_alive(self) -> None:
+        """Proof that the event loop turns, for a healthcheck (docker-compose.yml)."""
+        self.alive.parent.mkdir(parents=True, exist_ok=True)
+        self.alive.touch()
 
     async def _housekeep(self) -> None:
         try:
