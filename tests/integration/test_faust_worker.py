@@ -25,6 +25,7 @@ from tests.metamorphic import delivery
 from tests.scenarios import attribution as scenario
 
 from clicktrail.processors.brand import parse_auction_insights
+from clicktrail.runtime.faust_app import ALIVE_FILE, ALIVE_SECONDS
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
@@ -226,6 +227,11 @@ def test_faust_worker_matches_the_hand_computed_results(setup: tuple[Path, str, 
             prefix=prefix,
         )
         wait_until_settled(prefix, prefix, workers=(worker,))
+        alive = root / "w1" / "data" / ALIVE_FILE  # what the compose healthcheck reads
+        deadline = time.monotonic() + 3 * ALIVE_SECONDS
+        while not alive.is_file():
+            assert time.monotonic() < deadline, "the worker never touched its alive file"
+            time.sleep(0.5)
     finally:
         worker.stop()
     check(worker.report(), scenario.FILLER, ["poison_message"])

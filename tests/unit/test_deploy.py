@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -179,11 +181,13 @@ def test_prometheus_scrapes_the_edge_and_every_worker_where_they_listen() -> Non
     edge = jobs["clicktrail-edge"]["static_configs"][0]["targets"]
     assert edge == [f"edge:{_flag(services['edge']['command'], '--port')}"]
     worker = jobs["clicktrail-worker"]["dns_sd_configs"][0]
-    assert worker["names"] == ["worker"]
-    command = services["worker"]["command"]
-    assert str(worker["port"]) == _flag(command, "--metrics-port")
-    assert _flag(command, "--metrics-host") == "0.0.0.0"  # reachable from the prometheus container
-    assert "ports" not in services["worker"], "worker metrics stay on the compose network"
+    workers = sorted(name for name in services if name.startswith("worker"))
+    assert sorted(worker["names"]) == workers, "every worker service is scraped"
+    for name in workers:
+        command = services[name]["command"]
+        assert str(worker["port"]) == _flag(command, "--metrics-port")
+        assert _flag(command, "--metrics-host") == "0.0.0.0"  # reachable from prometheus
+        assert "ports" not in services[name], "worker metrics stay on the compose network"
 
 
 def test_grafana_datasources_point_at_compose_services() -> None:
@@ -266,3 +270,165 @@ def test_operations_doc_lists_every_metric_the_code_emits() -> None:
     emitted = _emitted_metrics()
     assert emitted - documented == set(), "metrics without a line in docs/operations.md"
     assert {n for n in documented if not n.endswith("_")} - emitted == set(), "stale docs"
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration such as ``1m30s`` or ``45s``."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _workers() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in _compose()["services"].items()
+        if service.get("command", [""])[0] == "worker"
+    }
+
+
+def _option(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def _mounted_at(service: dict[str, Any], path: str) -> str:
+    """The named volume a service mounts at ``path`` or above it."""
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return str(source)
+    raise AssertionError(f"nothing mounted at {path}")
+
+
+def test_each_worker_keeps_its_state_on_a_volume_of_its_own() -> None:
+    """Shared, the RocksDB tables of two workers and one model checkpoint overwritten by
+    each; so workers are services of their own, and none can be scaled onto one volume."""
+    workers = _workers()
+    assert len(workers) >= 2, "the compose file shows how a second worker gets its state"
+    volumes = []
+    for name, service in workers.items():
+        data_dir = _option(service["command"], "--data-dir")
+        volume = _mounted_at(service, data_dir)
+        assert volume in _compose()["volumes"], f"{name}: {data_dir} is not on a named volume"
+        volumes.append(volume)
+        assert service.get("container_name"), f"{name} could be run with --scale"
+        assert "scale" not in service and "replicas" not in service.get("deploy", {})
+    assert len(set(volumes)) == len(volumes), "two workers share a data volume"
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            writable = not volume.endswith(":ro")
+            if name not in workers and volume.split(":")[0] in volumes:
+                assert not writable, f"{name} writes into a worker's state"
+    assert {_option(s["command"], "--partitions") for s in workers.values()} == {
+        _option(_compose()["services"]["edge"]["command"], "--partitions")
+    }, "the edge creates the topics with the partitions the workers expect"
+    assert not any("--app-id" in s["command"] for s in workers.values()), "one group"
+
+
+def test_kafka_keeps_its_topics_on_its_volume() -> None:
+    kafka = _compose()["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert _mounted_at(kafka, log_dirs) in _compose()["volumes"]
+    assert kafka["environment"].get("CLUSTER_ID"), "formatted once, with one id"
+
+
+def _python_check(service: dict[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    code = str(test[3])
+    compile(code, "healthcheck", "exec")
+    return code
+
+
+def test_edge_and_workers_have_healthchecks_that_mean_something(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    services = _compose()["services"]
+    edge = services["edge"]
+    port = _option(edge["command"], "--port")
+    assert f"http://127.0.0.1:{port}/healthz" in _python_check(edge)
+    from clicktrail.runtime.faust_app import ALIVE_FILE, ALIVE_SECONDS
+
+    for name, worker in _workers().items():
+        code = _python_check(worker)
+        alive = f"{_option(worker['command'], '--data-dir')}/{ALIVE_FILE}"
+        assert f"'{alive}'" in code, name
+        stale_after = float(re.findall(r"> (\d+)", code)[0])
+        assert stale_after >= 3 * ALIVE_SECONDS
+        assert _seconds(worker["healthcheck"]["start_period"]) >= 60
+        local = tmp_path / ALIVE_FILE
+        run = [sys.executable, "-c", code.replace(alive, str(local))]
+        assert subprocess.run(run, check=False).returncode != 0, "no file yet: unhealthy"
+        local.touch()
+        assert subprocess.run(run, check=False).returncode == 0, "fresh: healthy"
+        old = local.stat().st_mtime - stale_after - 5
+        os.utime(local, (old, old))
+        assert subprocess.run(run, check=False).returncode != 0, "stale: unhealthy"
+
+
+def test_stop_grace_outlasts_what_each_service_does_on_sigterm() -> None:
+    """Docker sends SIGKILL after the grace (10 s unless set), the same 10 s the edge
+    takes at most to ship or spool what it holds."""
+    import inspect
+
+    from clicktrail.bus.kafka import KafkaBus
+
+    flush = inspect.signature(KafkaBus.close).parameters["timeout"].default
+    services = _compose()["services"]
+    assert _seconds(services["edge"]["stop_grace_period"]) >= flush + 10
+    for name in _workers():
+        assert _seconds(services[name]["stop_grace_period"]) > 10, name
+
+
+def _ignored(patterns: list[str], path: str) -> bool:
+    """Whether .dockerignore keeps ``path`` (or a directory above it) out of the context:
+    the subset of Docker's pattern syntax the file uses (no ``!`` exceptions)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for line in patterns:
+        assert not line.startswith("!"), "exceptions are not modelled here"
+        pattern = line.rstrip("/")
+        if pattern.startswith("**/"):
+            tail = pattern[3:]
+            if any(fnmatch.fnmatchcase(part, tail) for part in parts):
+                return True
+        elif any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+            return True
+    return False
+
+
+def test_the_build_context_is_small_and_has_what_the_dockerfile_copies() -> None:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    copied = [m.split()[0] for m in re.findall(r"^COPY\s+(?!--)(.+)\s+\S+$", dockerfile, re.M)]
+    for source in (s for line in copied for s in line.split()):
+        assert not _ignored(patterns, source), f"{source} is copied but ignored"
+    kept_out = [
+        ".venv/bin/python",
+        "var/x.yaml",
+        ".git",
+        ".env",
+        "docs/images/a.png",
+        "deploy/kafka/.cache/libs/kafka.jar",
+        "src/clicktrail/__pycache__/a.pyc",
+        ".mypy_cache/x",
+        ".pytest_cache/x",
+        ".ruff_cache/x",
+        "tests/x.py",
+    ]
+    for path in kept_out:
+        assert _ignored(patterns, path), path
+    size = 0
+    for directory, subdirs, files in os.walk(ROOT):
+        here = os.path.relpath(directory, ROOT)
+        here = "" if here == "." else here + "/"
+        subdirs[:] = [d for d in subdirs if not _ignored(patterns, here + d)]
+        size += sum(
+            (Path(directory) / f).stat().st_size
+            for f in files
+            if not _ignored(patterns, here + f) and (Path(directory) / f).is_file()
+        )
+    assert size < 4_000_000, f"build context of {size / 1e6:.1f} MB"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from clicktrail.bus.admin import TopicPartitionsError
 from clicktrail.cli import service_file
 from clicktrail.cli.output import tsv_to_table
 from clicktrail.config import ConfigError, Registry, load_registry
@@ -270,7 +271,7 @@ def _this_command() -> str:
 def worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from clicktrail.bus.admin import create_topics
+    from clicktrail.bus.admin import check_partitions, create_topics
     from clicktrail.bus.topics import ALL_TOPICS
     from clicktrail.runtime.faust_app import FaustRuntime, WorkerSettings, default_table_store
     from clicktrail.sinks.clickhouse import ClickHouseSink
@@ -293,11 +294,16 @@ def worker(args: argparse.Namespace) -> int:
     registry = load_registry(args.config)
     store = _open_store(args)
     apply_migrations(store)
+    runtime = FaustRuntime(registry, ClickHouseSink(store), settings)
     try:
         create_topics(args.broker, args.partitions, topics=ALL_TOPICS)
+        # Faust keeps an existing changelog as it is, then stops at the first table write
+        check_partitions(args.broker, args.partitions, runtime.changelog_topics())
+    except TopicPartitionsError as error:
+        print(_partitions_advice(error, args), file=sys.stderr)
+        return 2
     except Exception as error:  # kafka-python raises many kinds for an absent broker
         raise StoreError(f"Kafka at {args.broker} is not reachable: {error}") from None
-    runtime = FaustRuntime(registry, ClickHouseSink(store), settings)
     print(
         f"clicktrail worker {args.app_id} on {args.broker} ({args.partitions} partitions), "
         f"store {store.dsn}, tables {settings.table_store}"
@@ -310,6 +316,26 @@ def worker(args: argparse.Namespace) -> int:
     )
     Worker(runtime.app, loglevel=args.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
+
+
+def _partitions_advice(error: TopicPartitionsError, args: argparse.Namespace) -> str:
+    """Which topics disagree with --partitions, and what to do about it, before Faust
+    would stop on it with ``PartitionsMismatch`` at the first table write."""
+    counts = set(error.found.values())
+    keep = f"--partitions {counts.pop()}" if len(counts) == 1 else "the partitions they have"
+    head = f"clicktrail: error: on {args.broker}, {error} (--partitions {error.partitions})."
+    if all(name.endswith("-changelog") for name in error.found):
+        return (
+            f"{head}\n  These keep the table state of --app-id {args.app_id}, split by the "
+            f"partitions the input topics had when it was written. Start the workers with "
+            f"{keep}, or on fresh state: a new --app-id and --data-dir (the state is rebuilt "
+            "from the retained input; rows already stored are not written twice)."
+        )
+    return (
+        f"{head}\n  Start the workers with {keep}, or grow the topics first (on a drained "
+        f"pipeline): clicktrail edge --create-topics --partitions {error.partitions} "
+        '--grow-partitions; README, "Scale-out on Kafka".'
+    )
 
 
 def bench(args: argparse.Namespace) -> int:

@@ -96,7 +96,9 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--partitions",
         type=int,
         default=8,
-        help="partitions of the topics it creates when missing (default: %(default)s)",
+        help="partitions of every topic: missing ones are created with it; it refuses to "
+        "start when existing ones (or its tables' changelogs) have another count "
+        "(default: %(default)s)",
     )
     parser.add_argument("--app-id", default="clicktrail", help="consumer group / app id")
     parser.add_argument(

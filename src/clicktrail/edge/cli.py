@@ -14,9 +14,13 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clicktrail.cli.devmode import add_dev_argument, require_safe_secrets
 from clicktrail.config import load_registry
+
+if TYPE_CHECKING:
+    from clicktrail.bus.admin import TopicPartitionsError
 
 ENV_CONFIG = "CLICKTRAIL_CONFIG"
 
@@ -46,7 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="create missing topics first (with --partitions and --retention-days)",
     )
-    parser.add_argument("--partitions", type=int, default=8, help="(default: %(default)s)")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="partitions of every topic; existing topics with another count are an error "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grow-partitions",
+        action="store_true",
+        help="with --create-topics: add partitions to existing topics that have fewer than "
+        "--partitions. Keys move to other partitions: only on a drained pipeline, with the "
+        "workers restarted on fresh state (README, Scale-out on Kafka)",
+    )
     parser.add_argument(
         "--models",
         type=Path,
@@ -76,7 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def edge(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from clicktrail.bus.admin import create_topics
     from clicktrail.bus.kafka import KafkaBus, KafkaSettings
     from clicktrail.bus.spool import Spool, SpoolError
     from clicktrail.edge.app import build_edge
@@ -87,19 +103,10 @@ def edge(args: argparse.Namespace) -> int:
     require_safe_secrets(
         registry, config=args.config, dev=args.dev, hosts=[args.host], role="the edge"
     )
-    if args.create_topics:
-        try:
-            created = create_topics(
-                args.broker, args.partitions, timedelta(days=args.retention_days)
-            )
-        except Exception as error:  # kafka-python raises many kinds for an absent broker
-            print(
-                f"clicktrail: error: cannot create topics on {args.broker}: {error}",
-                file=sys.stderr,
-            )
-            return 1
-        if created:
-            print(f"created topics: {', '.join(created)}", flush=True)
+    if args.create_topics or args.grow_partitions:
+        failed = _create_topics(args)
+        if failed:
+            return failed
     settings = registry.edge
     try:
         spool = Spool(
@@ -146,3 +153,51 @@ def edge(args: argparse.Namespace) -> int:
         print(f"clicktrail: error: could not listen on {args.host}:{args.port}", file=sys.stderr)
         return 1
     return 0
+
+
+def _create_topics(args: argparse.Namespace) -> int:
+    """Missing topics created, fewer partitions grown when asked; an exit code if not."""
+    from clicktrail.bus.admin import TopicPartitionsError, create_topics, grow_topics
+
+    if not args.create_topics:
+        print("clicktrail: error: --grow-partitions needs --create-topics", file=sys.stderr)
+        return 2
+    try:
+        grown = grow_topics(args.broker, args.partitions) if args.grow_partitions else {}
+        created = create_topics(args.broker, args.partitions, timedelta(days=args.retention_days))
+    except TopicPartitionsError as error:
+        print(partitions_advice(error, args.broker), file=sys.stderr)
+        return 2
+    except Exception as error:  # kafka-python raises many kinds for an absent broker
+        print(f"clicktrail: error: cannot create topics on {args.broker}: {error}", file=sys.stderr)
+        return 1
+    if grown:
+        listed = ", ".join(f"{name} ({count})" for name, count in sorted(grown.items()))
+        print(f"grew to {args.partitions} partitions: {listed}", flush=True)
+    if created:
+        print(f"created topics: {', '.join(created)}", flush=True)
+    return 0
+
+
+def partitions_advice(error: TopicPartitionsError, broker: str) -> str:
+    """What exists, and the ways out: keep the count, grow the topics, or recreate them."""
+    lines = [f"clicktrail: error: on {broker}, {error} (--partitions {error.partitions})."]
+    counts = set(error.found.values())
+    if len(counts) == 1:
+        lines.append(
+            f"  To keep them: run the edge and every worker with --partitions {counts.pop()}."
+        )
+    if error.fewer:
+        lines.append(
+            f"  To grow them to {error.partitions}: add --grow-partitions. Keys then move to "
+            "other partitions, so stop the edges and let the workers catch up first, and "
+            f"start the workers with --partitions {error.partitions} and a new --app-id and "
+            '--data-dir (their state is split by the old partitions); README, "Scale-out on '
+            'Kafka".'
+        )
+    if error.more:
+        lines.append(
+            "  Kafka cannot remove partitions: for fewer, delete these topics (once drained) "
+            "and let --create-topics create them again."
+        )
+    return "\n".join(lines)

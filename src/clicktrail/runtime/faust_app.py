@@ -75,6 +75,9 @@ log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
 ALERT_STATE = "alert_routes"  # what was alerted when, per dedup key
+ALIVE_FILE = "alive"
+"""Touched in the data directory on a timer: a container healthcheck reads its age."""
+ALIVE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,13 @@ class FaustRuntime:
         self.app.timer(settings.tick_seconds)(self._tick)
         self.app.timer(settings.housekeep_seconds)(self._housekeep)
         self.app.timer(settings.checkpoint_seconds)(self._checkpoint)
+        self.alive = Path(settings.data_dir) / ALIVE_FILE
+        self.app.timer(ALIVE_SECONDS)(self._touch_alive)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+
+    def changelog_topics(self) -> list[str]:
+        """The topics the tables are kept in: as many partitions as the topics they follow."""
+        return [table.changelog_topic.get_topic_name() for table in self.tables.values()]
 
     def _raw_topic(self, *names: str) -> Any:
         """Topics carry the bytes the edge produced; the agents (de)serialize them."""
@@ -283,14 +292,16 @@ class FaustRuntime:
         async for batch in self._batches(stream):
             forwards: list[Forwarded] = []
             brand: list[tuple[str, BrandInput]] = []
-            each = self._each("event", batch, EventStageInput, self.pipeline.on_event)
-            for result, src, offset in each:
-                self._store_rows(result.stored, src, offset, "event")
-                forwards.extend(result.forwarded)
-                brand.extend(result.brand)
-            if batch:
-                src, offset = _origin(batch[-1])
-                self._store_rows(self.pipeline.partner_verdicts(), src, offset, "timer")
+            # the partner verdicts share the last message's offset: its rows, one batch
+            with self.sink.together():
+                each = self._each("event", batch, EventStageInput, self.pipeline.on_event)
+                for result, src, offset in each:
+                    self._store_rows(result.stored, src, offset, "event")
+                    forwards.extend(result.forwarded)
+                    brand.extend(result.brand)
+                if batch:
+                    src, offset = _origin(batch[-1])
+                    self._store_rows(self.pipeline.partner_verdicts(), src, offset, "timer")
             self.counts.sent("event", "user", forwards)
             self.counts.sent("event", "brand", [item for _, item in brand])
             self._write_state()
@@ -355,8 +366,8 @@ class FaustRuntime:
             self._write_state()
         self.counts.sent("timer", "user", released)
         self.counts.sent("timer", "store", quality)
-        for row in quality:  # snapshots by event time: the watermark orders them
-            self.sink.add(row, self._models_src, _millis(self.pipeline.watermark))
+        # snapshots by event time: the watermark orders them; one message, one add
+        self.sink.add_all(quality, self._models_src, _millis(self.pipeline.watermark))
         final = self._conflicts_at_rest()
         await self._forward(released)
         if quality or final or self.alerts.finished:
@@ -394,6 +405,11 @@ class FaustRuntime:
         data = dumps(*self.pipeline.learned_state())
         await asyncio.get_running_loop().run_in_executor(None, self.checkpoint.write, data)
 
+    async def _touch_alive(self) -> None:
+        """Proof that the event loop turns, for a healthcheck (docker-compose.yml)."""
+        self.alive.parent.mkdir(parents=True, exist_ok=True)
+        self.alive.touch()
+
     async def _housekeep(self) -> None:
         try:
             forgotten = self.pipeline.housekeep()
@@ -430,7 +446,11 @@ class FaustRuntime:
     def _store_rows(
         self, records: Sequence[BaseModel], src: str, offset: int, stage: str = "timer"
     ) -> None:
-        """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
+        """Rows for ClickHouse; conflicts and partner verdicts also to the alerting.
+
+        Every row of a message in this one call (or inside ``sink.together()``): another
+        agent's flush runs on an executor thread meanwhile, and a message split between
+        two of its inserts would lose the rows added after the first."""
         self.counts.sent(stage, "store", records)
         self.sink.add_all(records, src, offset)
         if not self._alert_keys_located:  # tables are recovered before the first batch

@@ -8,14 +8,25 @@ messages produce rows at or below it, and those are dropped here. A batch
 stays buffered until ClickHouse acknowledges it and carries a deduplication
 token, so a retried insert is not counted twice either. When the buffer
 outgrows ``max_buffered`` the sink raises :class:`SinkBackpressure`.
+
+That bookkeeping holds only if every insert carries each of its messages whole: a
+message split over two inserts has its later rows dropped as "already stored" once
+the first insert raised the mark (and, after a crash between the two, on replay).
+So a message is added in one :meth:`ClickHouseSink.add_all` call (or several inside
+:meth:`ClickHouseSink.together`), and adds and the buffer swap of
+:meth:`ClickHouseSink.flush` hold one lock: the Faust worker flushes on an executor
+thread while its agents go on adding on the event loop. The insert itself runs
+outside that lock, so adding never waits for ClickHouse.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -70,6 +81,8 @@ class ClickHouseSink:
         self._batches: dict[str, list[tuple[Any, ...]]] = {}
         self._written: dict[tuple[str, str], int] = {}  # (table, src) -> highest offset stored
         self._oldest: float | None = None
+        self._lock = threading.RLock()  # the buffer and the marks: adds vs. a flush's swap
+        self._flushing = threading.Lock()  # one flush at a time: each source's inserts in order
         self.rows_written = 0
         self.rows_skipped = 0
         self.written: Counter[str] = Counter()  # rows inserted, per table
@@ -79,7 +92,8 @@ class ClickHouseSink:
 
     @property
     def buffered(self) -> int:
-        return sum(len(rows) for rows in self._batches.values())
+        with self._lock:
+            return sum(len(rows) for rows in self._batches.values())
 
     def _shape(self, table: str, record: BaseModel) -> TableShape:
         shape = self._shapes.get(table)
@@ -101,24 +115,41 @@ class ClickHouseSink:
         return high
 
     def add(self, record: BaseModel, src: str, offset: int) -> bool:
-        """Buffer a row produced by message ``src@offset``; False if it is already stored."""
-        table = TABLE_FOR_TYPE[getattr(record, "type", "")]
-        if offset <= self._high_water(table, src):
-            self.rows_skipped += 1
-            self.skipped[table] += 1
-            return False
-        if self.buffered >= self.max_buffered:
-            raise SinkBackpressure(f"{self.buffered} rows waiting for ClickHouse")
-        self._batches.setdefault(table, []).append(
-            self._shape(table, record).row(record, src, offset)
-        )
-        if self._oldest is None:
-            self._oldest = self.clock()
-        return True
+        """Buffer the one row produced by message ``src@offset``; False if it is already
+        stored. A message with several rows goes through :meth:`add_all`."""
+        return self.add_all((record,), src, offset) == 1
 
-    def add_all(self, records: Iterable[BaseModel], src: str, offset: int) -> None:
-        for record in records:
-            self.add(record, src, offset)
+    def add_all(self, records: Iterable[BaseModel], src: str, offset: int) -> int:
+        """Buffer every row produced by message ``src@offset``, all in the same batch;
+        returns how many were not already stored. Raises :class:`SinkBackpressure`
+        before buffering any of them when the buffer is full, so a message is never
+        half in it."""
+        with self._lock:
+            rows: list[tuple[str, tuple[Any, ...]]] = []
+            for record in records:
+                table = TABLE_FOR_TYPE[getattr(record, "type", "")]
+                if offset <= self._high_water(table, src):
+                    self.rows_skipped += 1
+                    self.skipped[table] += 1
+                    continue
+                rows.append((table, self._shape(table, record).row(record, src, offset)))
+            if not rows:
+                return 0
+            if self.buffered >= self.max_buffered:
+                raise SinkBackpressure(f"{self.buffered} rows waiting for ClickHouse")
+            for table, row in rows:
+                self._batches.setdefault(table, []).append(row)
+            if self._oldest is None:
+                self._oldest = self.clock()
+            return len(rows)
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Every add inside lands in the same batch: for a message whose rows are added
+        in more than one call. No flush takes the buffer meanwhile, so keep it short
+        and never wait inside it for anything a flush holds."""
+        with self._lock:
+            yield
 
     def due(self, *, idle: bool = True) -> bool:
         """True when a batch is big enough or old enough to write.
@@ -126,51 +157,56 @@ class ClickHouseSink:
         Under a backlog (``idle`` False: more input is already waiting) batches are written
         by size, and by time only past ``max_backlog_seconds``: the slower the pipeline, the
         smaller time-bound inserts get, and small inserts were a quarter of a replay's time."""
-        if self._oldest is None:
-            return False
-        age = self.clock() - self._oldest
-        if age >= (self.max_seconds if idle else self.max_backlog_seconds):
-            return True
-        return any(len(rows) >= self.max_rows for rows in self._batches.values())
+        with self._lock:
+            if self._oldest is None:
+                return False
+            age = self.clock() - self._oldest
+            if age >= (self.max_seconds if idle else self.max_backlog_seconds):
+                return True
+            return any(len(rows) >= self.max_rows for rows in self._batches.values())
 
     def flush(self) -> int:
         """Write every buffered batch, one insert per table; a failed table keeps its rows.
 
-        Call it between messages, never in the middle of one: all rows of a message
-        must land in the same insert for the offset bookkeeping to hold. Batches are
-        taken out first, so rows added meanwhile (from another thread's loop) wait for
-        the next flush; callers serialize flushes so a source's inserts stay in order.
+        Safe beside adds from another thread: the batches are taken out under the lock
+        adds hold, so they carry whole messages, and rows added meanwhile wait for the
+        next flush. Flushes are serialized, so a source's inserts stay in order. A mark
+        is raised only after its insert, to offsets that insert carried.
         """
-        batches, self._batches = self._batches, {}
-        self._oldest = None
-        written = 0
-        try:
-            for table in list(batches):
-                rows = batches[table]
-                shape = self._shapes[table]
-                src_index = shape.columns.index("src")
-                offset_index = shape.columns.index("src_offset")
-                token = dedup_token(table, rows, src_index, offset_index)
-                started = time.perf_counter()
-                try:
-                    self.store.insert(table, rows, shape.columns, token)
-                except Exception:
-                    self.insert_failures += 1
-                    raise
-                self.insert_seconds.observe(time.perf_counter() - started)
-                self.written[table] += len(rows)
-                for row in rows:
-                    key = (table, row[src_index])
-                    if row[offset_index] > self._written.get(key, -1):
-                        self._written[key] = row[offset_index]
-                written += len(rows)
-                del batches[table]
-        finally:
-            for table, rows in batches.items():  # not written: back in front of newer rows
-                self._batches[table] = rows + self._batches.get(table, [])
-            if self._batches and self._oldest is None:
-                self._oldest = self.clock()
-        self.rows_written += written
+        with self._flushing:
+            with self._lock:
+                batches, self._batches = self._batches, {}
+                self._oldest = None
+            written = 0
+            try:
+                for table in list(batches):
+                    rows = batches[table]
+                    shape = self._shapes[table]
+                    src_index = shape.columns.index("src")
+                    offset_index = shape.columns.index("src_offset")
+                    token = dedup_token(table, rows, src_index, offset_index)
+                    started = time.perf_counter()
+                    try:
+                        self.store.insert(table, rows, shape.columns, token)
+                    except Exception:
+                        self.insert_failures += 1
+                        raise
+                    self.insert_seconds.observe(time.perf_counter() - started)
+                    with self._lock:
+                        self.written[table] += len(rows)
+                        for row in rows:
+                            key = (table, row[src_index])
+                            if row[offset_index] > self._written.get(key, -1):
+                                self._written[key] = row[offset_index]
+                    written += len(rows)
+                    del batches[table]
+            finally:
+                with self._lock:
+                    for table, rows in batches.items():  # not written: before newer rows
+                        self._batches[table] = rows + self._batches.get(table, [])
+                    if self._batches and self._oldest is None:
+                        self._oldest = self.clock()
+                    self.rows_written += written
         if written:
             log.debug("sink.flushed", rows=written)
         return written
