@@ -31,6 +31,9 @@ TABLES = {
 }
 
 
+MIGRATIONS = Path(__file__).parents[2] / "schemas" / "clickhouse"
+
+
 def click(n: int) -> object:
     return EVENT_ADAPTER.validate_python(
         {
@@ -224,7 +227,8 @@ def test_the_flagged_traffic_migration_fills_the_rollups_from_rows_already_store
         ]  # fmt: skip
         store.insert("attributed_conversions", [tuple(r.values()) for r in rows], list(rows[0]))
         applied = [r.split("_")[0] for r in migrate(store).applied]
-        assert applied == ["007", "008", "009", "010", "011", "012"]
+        later = sorted(p.name.split("_")[0] for p in MIGRATIONS.glob("*.sql") if p.name >= "007")
+        assert applied == later and later[:6] == ["007", "008", "009", "010", "011", "012"]
         migrate(store)
         rollup = store.rows(
             "SELECT sum(conversions), sum(approved), toFloat64(sum(payout)), "
