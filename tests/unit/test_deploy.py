@@ -158,7 +158,7 @@ def test_compose_starts_prometheus_and_grafana_from_pinned_images() -> None:
             continue
         assert ":" in image and not image.endswith(":latest"), f"{name}: pin {image}"
     grafana = services["grafana"]
-    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    assert "grafana-clickhouse-datasource@" in grafana["environment"]["GF_PLUGINS_PREINSTALL"]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
     assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
     dashboards = _yaml(GRAFANA / "provisioning" / "dashboards" / "clicktrail.yaml")
