@@ -33,3 +33,14 @@ class EdgeError(Exception):
 
 def error_body(reason: str, message: str, details: Mapping[str, object] | None = None) -> bytes:
     return orjson.dumps({"error": reason, "message": message, **(details or {})})
+
+
+def export_text(body: bytes) -> str:
+    """An uploaded export as text (a UTF-8 byte-order mark dropped), or the 400 naming the
+    first byte that is not UTF-8."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise EdgeError(
+            400, "invalid_encoding", f"the export is not UTF-8 text (byte {error.start})"
+        ) from None

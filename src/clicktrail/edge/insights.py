@@ -14,7 +14,7 @@ import asyncio
 
 from clicktrail.contracts import AuctionInsight
 from clicktrail.edge.endpoint import Call, Endpoint
-from clicktrail.edge.errors import EdgeError
+from clicktrail.edge.errors import EdgeError, export_text
 from clicktrail.edge.http import Reply, json_reply, media_type, read_body
 from clicktrail.processors.brand import AuctionInsightsError, parse_auction_insights
 
@@ -25,12 +25,7 @@ PARSE_IN_THREAD = 64 << 10
 
 def parse_export(body: bytes) -> list[AuctionInsight]:
     """Every row of the export, or the typed 400 that names the bad row and column."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise EdgeError(
-            400, "invalid_encoding", f"the export is not UTF-8 text (byte {error.start})"
-        ) from None
+    text = export_text(body)
     try:
         rows = parse_auction_insights(text)
     except AuctionInsightsError as error:

@@ -21,7 +21,7 @@ from clicktrail.contracts import Conversion
 from clicktrail.edge.auth import NOT_OWNED, Principal
 from clicktrail.edge.context import EdgeContext
 from clicktrail.edge.endpoint import Call, Endpoint
-from clicktrail.edge.errors import EdgeError
+from clicktrail.edge.errors import EdgeError, export_text
 from clicktrail.edge.http import Reply, json_reply, media_type, parse_query, read_body
 from clicktrail.processors.intake import Rejection
 from clicktrail.processors.reconciliation import Reconciliation
@@ -53,13 +53,7 @@ def parse_body(body: bytes, content_type: str) -> ParsedSales:
 def _parse(body: bytes, content_type: str) -> ParsedSales:
     try:
         if content_type in CSV_TYPES:
-            try:
-                text = body.decode("utf-8-sig")
-            except UnicodeDecodeError as error:
-                raise EdgeError(
-                    400, "invalid_encoding", f"the export is not UTF-8 text (byte {error.start})"
-                ) from None
-            return parse_sales_csv(text)
+            return parse_sales_csv(export_text(body))
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
