@@ -83,12 +83,18 @@ class ClickHouseSink:
         self._oldest: float | None = None
         self._lock = threading.RLock()  # the buffer and the marks: adds vs. a flush's swap
         self._flushing = threading.Lock()  # one flush at a time: each source's inserts in order
-        self.rows_written = 0
-        self.rows_skipped = 0
         self.written: Counter[str] = Counter()  # rows inserted, per table
         self.skipped: Counter[str] = Counter()  # rows already stored, per table
         self.insert_seconds = Histogram(INSERT_BUCKETS)
         self.insert_failures = 0
+
+    @property
+    def rows_written(self) -> int:
+        return self.written.total()
+
+    @property
+    def rows_skipped(self) -> int:
+        return self.skipped.total()
 
     @property
     def buffered(self) -> int:
@@ -129,7 +135,6 @@ class ClickHouseSink:
             for record in records:
                 table = TABLE_FOR_TYPE[getattr(record, "type", "")]
                 if offset <= self._high_water(table, src):
-                    self.rows_skipped += 1
                     self.skipped[table] += 1
                     continue
                 rows.append((table, self._shape(table, record).row(record, src, offset)))
@@ -206,7 +211,6 @@ class ClickHouseSink:
                         self._batches[table] = rows + self._batches.get(table, [])
                     if self._batches and self._oldest is None:
                         self._oldest = self.clock()
-                    self.rows_written += written
         if written:
             log.debug("sink.flushed", rows=written)
         return written
