@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 
 from clicktrail.bus.admin import TopicPartitionsError
+from clicktrail.bus.spool import SpoolError
 from clicktrail.cli import service_file
 from clicktrail.cli.output import tsv_to_table
 from clicktrail.config import ConfigError, Registry, load_registry
@@ -22,6 +23,7 @@ from clicktrail.contracts.jsonschema import generate
 from clicktrail.runtime.checkpoints import ModelCheckpoint
 from clicktrail.runtime.embedded import EmbeddedRuntime
 from clicktrail.runtime.gate import IntakeStats
+from clicktrail.runtime.snapshots import SnapshotError
 from clicktrail.sinks.migrations import migrate as apply_migrations
 from clicktrail.sinks.store import Store, StoreError, chdb_path
 
@@ -48,6 +50,16 @@ def _checkpoint(args: argparse.Namespace, store: Store) -> ModelCheckpoint | Non
         directory = Path(path)
         return ModelCheckpoint(directory.with_name(directory.name + ".models.ckpt"))
     return ModelCheckpoint(Path("var/models.ckpt"))
+
+
+def _data_dir(args: argparse.Namespace, store: Store) -> Path:
+    if args.data_dir:
+        return Path(args.data_dir)
+    path = chdb_path(store.dsn)
+    if path is not None:
+        directory = Path(path)
+        return directory.with_name(directory.name + ".state")
+    return Path("var/state")
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -217,7 +229,20 @@ def run(args: argparse.Namespace) -> int:
     )
     store = _open_store(args)
     apply_migrations(store)
-    runtime = EmbeddedRuntime(registry, store, checkpoint=_checkpoint(args, store))
+    if args.snapshot_seconds <= 0:
+        print("clicktrail: error: --snapshot-seconds must be positive", file=sys.stderr)
+        return 2
+    try:
+        runtime = EmbeddedRuntime(
+            registry,
+            store,
+            checkpoint=_checkpoint(args, store),
+            data_dir=_data_dir(args, store),
+            snapshot_every=args.snapshot_seconds,
+        )
+    except (SnapshotError, SpoolError) as error:
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 1
     app = build_app(runtime)
     url = f"http://{args.host}:{args.port}"
     server = uvicorn.Server(server_config(app, args.host, args.port))

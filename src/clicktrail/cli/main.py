@@ -251,6 +251,21 @@ def _add_run_and_replay(sub: Any) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     run.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where accepted events are logged before they are acknowledged and the "
+        "pipeline's state is snapshotted; a restart resumes from there (default: next to "
+        "the chDB store, DIR.state, or var/state for a server store). One service per DIR",
+    )
+    run.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between state snapshots; a restart reprocesses at most the events "
+        "logged since the last one (default: %(default)s)",
+    )
     devmode.add_dev_argument(run)
     run.set_defaults(handler=commands.run)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from clicktrail.bus.base import Producer
+from clicktrail.bus.durable import DurableBus
 from clicktrail.bus.kafka import KafkaBus
 from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent, AuctionInsight
@@ -48,6 +49,11 @@ class EdgeBackend(Protocol):
     def submit_insights(self, rows: Sequence[AuctionInsight]) -> int: ...
 
     def bind(self, metrics: EdgeMetrics) -> None: ...
+
+    async def durable(self) -> None:
+        """Return once everything submitted before the call is durable: what an answer
+        acknowledges survives a crash of this process. Raises ``OSError`` if it cannot be."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -88,6 +94,9 @@ class BusBackend:
 
     def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
         return self.gate.submit_insights(rows)
+
+    async def durable(self) -> None:
+        """A bare producer keeps nothing of its own to make durable."""
 
     async def start(self) -> None:
         return None
@@ -165,6 +174,18 @@ class EmbeddedBackend:
         )
         metrics.gauge("clicktrail_edge_spool_depth", "Records in the local spool.", lambda: 0)
         runtime = self.runtime
+        if runtime.snapshots is not None:
+            snapshots = runtime.snapshots
+            metrics.gauge(
+                "clicktrail_state_snapshot_seconds",
+                "How long the last state snapshot took (processing waits for it).",
+                lambda: snapshots.last_seconds,
+            )
+            metrics.gauge(
+                "clicktrail_event_log_records",
+                "Logged events the last snapshot does not reflect: what a restart reprocesses.",
+                lambda: runtime.unsnapshotted,
+            )
         expose(
             metrics,
             counts=runtime.counts,
@@ -201,6 +222,13 @@ class EmbeddedBackend:
 
     def submit_insights(self, rows: Sequence[AuctionInsight]) -> int:
         return self.gate.submit_insights(rows)
+
+    async def durable(self) -> None:
+        """On disk in the event log (``clicktrail run`` with a data directory); without
+        one (tests, benchmarks) events live as long as the process."""
+        bus = self.runtime.bus
+        if isinstance(bus, DurableBus):
+            await bus.commit()
 
     async def start(self) -> None:
         self.processing.start()

@@ -9,6 +9,7 @@ did). Nothing a client sends produces a 500; a bug still does, logged.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -25,6 +26,9 @@ from clicktrail.processors.redaction import MASK, SECRET_NAMES
 
 log = structlog.get_logger(__name__)
 INTERNAL = EdgeError(500, "internal_error", "the edge failed to handle this request")
+NOT_DURABLE = EdgeError(
+    503, "not_durable", "the event could not be stored durably; send it again later"
+)
 URL_CHARS = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
@@ -81,8 +85,21 @@ class Endpoint(ABC):
         except Exception:
             log.exception("edge.endpoint_failed", endpoint=self.name, path=scope.get("path"))
             reply = error_reply(INTERNAL)
+        reply = await self.made_durable(reply)
         self.ctx.metrics.requests[self.name, reply.status] += 1
         await reply.send(send)
+
+    async def made_durable(self, reply: Reply) -> Reply:
+        """The answer goes out once what it acknowledges (events, dead letters) is durable;
+        if that fails, a 503 says to send again (a repeat is recognised by event id)."""
+        started = time.perf_counter()
+        try:
+            await self.ctx.backend.durable()
+        except OSError as error:
+            log.error("edge.not_durable", endpoint=self.name, error=str(error))
+            return error_reply(NOT_DURABLE)
+        self.ctx.metrics.durable.observe(time.perf_counter() - started)
+        return reply
 
     def refuse(self, call: Call, error: EdgeError) -> Reply:
         self.ctx.metrics.rejects[self.name, error.reason] += 1

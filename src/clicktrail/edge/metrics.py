@@ -26,6 +26,7 @@ class EdgeMetrics(MetricsRegistry):
         self.accepted: Counter[str] = Counter()
         self.duplicates = 0
         self.produce = Histogram(PRODUCE_BUCKETS)
+        self.durable = Histogram(PRODUCE_BUCKETS)
 
     def request(self, endpoint: str, status: int) -> None:
         self.requests[endpoint, status] += 1
@@ -65,5 +66,9 @@ class EdgeMetrics(MetricsRegistry):
             "(Kafka: broker ack; in-process: queued).",
             "# TYPE clicktrail_edge_produce_seconds histogram",
             *self.produce.render("clicktrail_edge_produce_seconds"),
+            "# HELP clicktrail_edge_durable_seconds Waiting before an answer until what it "
+            "acknowledges is durable (embedded: event-log fsync; Kafka: broker ack or spool).",
+            "# TYPE clicktrail_edge_durable_seconds histogram",
+            *self.durable.render("clicktrail_edge_durable_seconds"),
         ]
         return "\n".join([*out, *self.lines()]) + "\n"

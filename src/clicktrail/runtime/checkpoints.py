@@ -73,14 +73,8 @@ class ModelCheckpoint:
         checkpoint kept. Serialize where the models are learned (``dumps``); only this
         file I/O may run on another thread."""
         self._saved_at = self.clock()
-        temporary = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with temporary.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporary.replace(self.path)
+            write_atomically(self.path, data)
         except OSError as error:
             log.warning("models.checkpoint_failed", path=str(self.path), error=str(error))
 
@@ -89,3 +83,22 @@ class ModelCheckpoint:
             return False
         self.save(models, extras)
         return True
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file, fsync it, rename it over ``path`` and fsync the
+    directory: after a crash the file is the old one or the new one, whole. Readable by
+    the owner only (a state snapshot holds the registry, secrets included)."""
+    temporary = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -9,24 +9,29 @@ loop publishes and reads the live models through :attr:`EmbeddedRuntime.models_l
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
 from pydantic import BaseModel
 
+from clicktrail.bus.durable import DurableBus
+from clicktrail.bus.eventlog import EventLog
 from clicktrail.bus.memory import InProcessBus, Message
 from clicktrail.bus.topics import DEAD_LETTERS
 from clicktrail.config import Registry
 from clicktrail.contracts import AnyEvent
 from clicktrail.processors.intake import Clock, Rejection, utc_now
 from clicktrail.processors.models.online import prior_rates
-from clicktrail.runtime.checkpoints import ModelCheckpoint
+from clicktrail.runtime.checkpoints import ModelCheckpoint, write_atomically
 from clicktrail.runtime.gate import IntakeGate, IntakeStats
 from clicktrail.runtime.metrics import StageCounts
 from clicktrail.runtime.models_lock import ModelsLock
 from clicktrail.runtime.pipeline import Forwarded, Pipeline
+from clicktrail.runtime.snapshots import SNAPSHOT_EVERY_SECONDS, RuntimeState, Snapshots
 from clicktrail.runtime.wiring import build_intake, publish_report_settings
 from clicktrail.sinks.alerts import AlertService, alert_source
 from clicktrail.sinks.clickhouse import ClickHouseSink
@@ -43,6 +48,9 @@ LEARN_EVENT_TIME = timedelta(minutes=1)
 """Event time between label passes in between: labels are due by event time, and a short or
 slow stream must not wait for TICK_EVERY messages. Each pass first credits the conversions
 matched by user whose grace is over: a label waits for them (see ``Pipeline.learn_due``)."""
+SNAPSHOT_FILE = "state.snapshot"
+LOG_DIR = "log"
+SOURCE_FILE = "source"
 HOUSEKEEP_EVERY = 500_000  # messages between retention sweeps
 CHUNK = 200
 """Messages processed per hold of the models lock: a few milliseconds of work, so a
@@ -61,35 +69,66 @@ class EmbeddedRuntime:
         source: str | None = None,
         alerts: AlertService | None = None,
         checkpoint: ModelCheckpoint | None = None,
+        data_dir: Path | None = None,
+        snapshot_every: float = SNAPSHOT_EVERY_SECONDS,
     ) -> None:
         """``checkpoint``: where the per-action models are restored from and saved to
-        (None: they live as long as the process)."""
+        (None: they live as long as the process). ``data_dir``: durable mode (``clicktrail
+        run``): accepted events go to an event log there before they are acknowledged,
+        and the whole state is snapshotted there every ``snapshot_every`` seconds; a
+        restart restores it and processes the log from where it left off."""
         self.registry = registry
         self.store = store
         self.checkpoint = checkpoint
-        restored = (
-            checkpoint.load(sorted(registry.actions), priors=prior_rates(registry))
-            if checkpoint
-            else None
-        )
+        self.snapshots: Snapshots | None = None
+        state: RuntimeState | None = None
+        if data_dir is not None:
+            self.snapshots = Snapshots(data_dir / SNAPSHOT_FILE, every_seconds=snapshot_every)
+            state = self.snapshots.load(registry)
         self.models_lock = ModelsLock()
-        self.pipeline = Pipeline(
-            registry,
-            models=restored.models if restored else None,
-            learned=restored.extras if restored else None,
-        )
-        self.bus = InProcessBus(source)
+        if state is not None:
+            self.pipeline = state.pipeline
+        else:
+            restored = (
+                checkpoint.load(sorted(registry.actions), priors=prior_rates(registry))
+                if checkpoint
+                else None
+            )
+            self.pipeline = Pipeline(
+                registry,
+                models=restored.models if restored else None,
+                learned=restored.extras if restored else None,
+            )
+        self.snapshot_offset = state.offset if state else 0
+        """The last log record the saved state reflects (durable mode)."""
+        self.bus: InProcessBus
+        if data_dir is not None:
+            events = EventLog(data_dir / LOG_DIR, after=self.snapshot_offset)
+            self.bus = DurableBus(events, log_source(data_dir))
+        else:
+            self.bus = InProcessBus(source)
         self.gate = IntakeGate(build_intake(registry, clock), self.bus)
         self.sink = sink or ClickHouseSink(store)
-        self.alerts = alerts or AlertService(registry.alerts)
+        self._alert_state: dict[str, Any] = state.alert_state if state else {}
+        self.alerts = alerts or AlertService(registry.alerts, state=self._alert_state)
         publish_report_settings(registry, store)
         self.counts = StageCounts()
-        self.processed = 0
+        self.processed = state.processed if state else 0
         self.backlog = False
         """Set while reading a backlog (``clicktrail replay``): more input is always waiting,
         so the sink writes by size, not every second."""
-        self._learned = self.pipeline.watermark
-        self._last: tuple[str, int] | None = None
+        self._learned = state.learned if state else self.pipeline.watermark
+        self._last: tuple[str, int] | None = state.last if state else None
+        if isinstance(self.bus, DurableBus):
+            replayed = self.bus.recover(self.snapshot_offset)
+            log.info("state.log_replay", after=self.snapshot_offset, records=replayed)
+
+    @property
+    def unsnapshotted(self) -> int:
+        """Logged records the saved state does not reflect: what a restart reprocesses."""
+        if isinstance(self.bus, DurableBus):
+            return self.bus.log.last - self.snapshot_offset
+        return 0
 
     @property
     def stats(self) -> IntakeStats:
@@ -163,12 +202,32 @@ class EmbeddedRuntime:
         for alert in self.alerts.take():
             self.sink.add(alert, *alert_source(alert))
         self.sink.flush()
+        if self.snapshots is not None and (checkpoint or self.snapshots.due()):
+            self._snapshot(self.snapshots)
         if self.checkpoint is None:
             return
         if checkpoint:
             self.checkpoint.save(*self.pipeline.learned_state())
         else:
             self.checkpoint.save_if_due(*self.pipeline.learned_state())
+
+    def _snapshot(self, snapshots: Snapshots) -> None:
+        """Save the state with the last record it reflects (every row of the records up
+        to it was just written), then let the log forget what the state now holds."""
+        offset = self._last[1] if self._last is not None else self.snapshot_offset
+        snapshots.save(
+            RuntimeState(
+                offset=offset,
+                pipeline=self.pipeline,
+                processed=self.processed,
+                learned=self._learned,
+                last=self._last,
+                alert_state=self._alert_state,
+            )
+        )
+        self.snapshot_offset = offset
+        if isinstance(self.bus, DurableBus):
+            self.bus.log.release(offset)
 
     def _store(self, records: list[BaseModel], src: str, offset: int, stage: str = "timer") -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""
@@ -221,6 +280,7 @@ class EmbeddedRuntime:
         waiting for their click are settled as orphans now. Alert deliveries under
         way get their retry budget before their records are written.
         """
+        self.bus.flush()
         self.process()
         if self._last is not None:  # conflicts hold their final counts, not the last alert's
             src, offset = self._last
@@ -233,3 +293,17 @@ class EmbeddedRuntime:
             self.alerts.final_digests()
         self.alerts.close()
         self.flush(checkpoint=True)
+        if isinstance(self.bus, DurableBus):
+            self.bus.close()
+
+
+def log_source(data_dir: Path) -> str:
+    """The origin name of this data directory's log, made once: a new directory (its log
+    numbered from 1 again) must not have its rows skipped as ones the store already has."""
+    path = data_dir / SOURCE_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        source = f"log:{uuid.uuid4().hex[:12]}"
+        write_atomically(path, source.encode())
+        return source

@@ -41,8 +41,8 @@ from clicktrail.processors.clicks import END_OF_TIME, ClickResolver
 from clicktrail.processors.dedup import Dedup
 from clicktrail.processors.fraud import FRAUD_STATE, FraudDetector, credited_touch
 from clicktrail.processors.fraud.anomaly import PartnerAnomaly
-from clicktrail.processors.models import ActionModels
-from clicktrail.processors.models.online import OnlineModels
+from clicktrail.processors.models import ActionModels, dumps, loads
+from clicktrail.processors.models.online import OnlineModels, prior_rates
 from clicktrail.processors.watermark import BEGINNING, EventClock
 from clicktrail.runtime.revisions import Revisions, verdict_mark
 
@@ -92,6 +92,10 @@ class Pipeline:
         quiet input goes idle after ``event_time.idle_seconds`` (None: replays, where
         only message counts decide)."""
         self.registry = registry
+        self.stores: dict[str, StateStore] = {}
+        """Every state store by name, as created: what a restart under a changed registry
+        carries over (``runtime/snapshots.py``)."""
+        stores = self._recording(stores)
         self.dedup = Dedup(stores("dedup"))
         self.insights_seen = Dedup(stores("insights_seen"), window=INSIGHTS_WINDOW)
         self.clicks = ClickResolver(
@@ -160,6 +164,13 @@ class Pipeline:
     def refresh_clock(self) -> None:
         """Let inputs that went quiet by the wall clock stop holding the watermark."""
         self.clock.refresh()
+
+    def _recording(self, stores: StoreFactory) -> StoreFactory:
+        def named(name: str) -> StateStore:
+            store = self.stores[name] = stores(name)
+            return store
+
+        return named
 
     def _grace(self, conversion: Conversion) -> timedelta:
         campaign = self.registry.campaigns.get(conversion.campaign_id or "")
@@ -262,6 +273,25 @@ class Pipeline:
     def learned_state(self) -> tuple[ActionModels, dict[str, object]]:
         """What a checkpoint keeps: the per-action models, and the other learned objects."""
         return self.models.models, {"partner_anomaly": self.fraud.partners.model}
+
+    def under(self, registry: Registry) -> Pipeline:
+        """This state under a changed registry (a restart after a config edit): the state
+        stores and the learned models carry over (an action new to the registry starts
+        fresh), and so does the event clock while its settings are the same; everything
+        derived from the registry is built from the new one."""
+        restored = loads(
+            dumps(*self.learned_state()), sorted(registry.actions), priors=prior_rates(registry)
+        )
+        fresh = Pipeline(
+            registry,
+            stores=lambda name: self.stores.get(name, {}),
+            models=restored.models,
+            learned=restored.extras,
+        )
+        if registry.event_time == self.registry.event_time:
+            fresh.clock = self.clock
+            fresh._settled = self._settled
+        return fresh
 
     def report_models(self) -> list[BaseModel]:
         """Quality rows now (end of input, after the drained conversions were labelled)."""

@@ -16,6 +16,7 @@ other trackers send no user agent at all); a bot agent it does send still counts
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from crawlerdetect import CrawlerDetect
 
@@ -33,6 +34,16 @@ class BotAgentRule:
             raise ValueError("fraud.bot_user_agents: markers must not be empty")
         self.markers = markers
         self.s2s_partners = s2s_partners
+        self.crawlers = CrawlerDetect()
+        self.is_bot = lru_cache(maxsize=AGENTS_CACHED)(self._is_bot)
+
+    def __getstate__(self) -> dict[str, object]:
+        """A snapshot keeps the settings; the crawler list and the cache are rebuilt."""
+        return {"markers": self.markers, "s2s_partners": self.s2s_partners}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.markers = state["markers"]
+        self.s2s_partners = state["s2s_partners"]
         self.crawlers = CrawlerDetect()
         self.is_bot = lru_cache(maxsize=AGENTS_CACHED)(self._is_bot)
 

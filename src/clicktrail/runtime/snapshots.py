@@ -1,0 +1,141 @@
+"""The embedded runtime's state on disk, with the log record it reflects.
+
+Taken on the processing thread right after the sink has written every row of the
+records processed so far, so "state after record N" and "rows of records up to N
+stored" hold together; on restart the runtime restores it and reads the event log
+from N + 1 (the Kafka Streams / Flink model, on one machine). A crash between two
+snapshots costs reprocessing, never a loss: the replayed records keep their offsets
+and the sink skips the rows it already has.
+
+The file is a header line (JSON: format, offset, registry fingerprint, checksum) and a
+pickle of the pipeline with its state stores, models and event clock. It is written
+atomically into the service's own data directory and read back only from there (the
+same trust as the code; the checksum catches a damaged file, not an attacker). A
+snapshot taken under another registry is carried over store by store
+(:meth:`Pipeline.under`); one that cannot be read is refused with a clear error
+rather than silently replaced by an empty state, since the log before it is gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from clicktrail.config import Registry
+from clicktrail.runtime.checkpoints import write_atomically
+from clicktrail.runtime.pipeline import Pipeline
+
+log = structlog.get_logger(__name__)
+
+MAGIC = b"clicktrail-state\n"
+FORMAT = 1
+SNAPSHOT_EVERY_SECONDS = 60.0
+MAX_SHARE = 0.05
+"""At most this share of the time goes to snapshots: processing (and, through the GIL, the
+event loop) waits while one is taken, so a state that takes 4 s to save is saved every
+80 s however short the interval asked for."""
+
+
+class SnapshotError(Exception):
+    """A snapshot exists and cannot be used."""
+
+
+@dataclass
+class RuntimeState:
+    offset: int
+    """The last log record this state reflects."""
+    pipeline: Pipeline
+    processed: int
+    learned: datetime
+    last: tuple[str, int] | None
+    alert_state: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(registry: Registry) -> str:
+    return hashlib.sha256(registry.model_dump_json().encode()).hexdigest()[:16]
+
+
+class Snapshots:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        every_seconds: float = SNAPSHOT_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self._saved_at = clock()
+        self.saved = 0
+        self.last_seconds = 0.0
+        """How long the last snapshot took (processing waits for it)."""
+
+    def due(self) -> bool:
+        interval = max(self.every_seconds, self.last_seconds / MAX_SHARE)
+        return self.clock() - self._saved_at >= interval
+
+    def save(self, state: RuntimeState) -> None:
+        started = time.perf_counter()
+        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        header = {
+            "format": FORMAT,
+            "offset": state.offset,
+            "registry": fingerprint(state.pipeline.registry),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
+        write_atomically(self.path, MAGIC + json.dumps(header).encode() + b"\n" + payload)
+        self._saved_at = self.clock()
+        self.saved += 1
+        self.last_seconds = time.perf_counter() - started
+        log.debug(
+            "state.snapshot_saved",
+            offset=state.offset,
+            bytes=len(payload),
+            seconds=round(self.last_seconds, 3),
+        )
+
+    def load(self, registry: Registry) -> RuntimeState | None:
+        """The saved state (None: there is none), under ``registry``."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise SnapshotError(f"cannot read {self.path}: {error}") from None
+        header, payload = _split(data, self.path)
+        if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+            raise SnapshotError(f"{self.path} is damaged (checksum mismatch)")
+        try:
+            state = pickle.loads(payload)
+        except Exception as error:  # an old or foreign pickle: say which file and why
+            raise SnapshotError(f"{self.path} cannot be restored: {error}") from None
+        if not isinstance(state, RuntimeState):
+            raise SnapshotError(f"{self.path} does not hold a runtime state")
+        if header.get("registry") != fingerprint(registry):
+            log.warning("state.registry_changed", path=str(self.path), offset=state.offset)
+            state.pipeline = state.pipeline.under(registry)
+        log.info("state.restored", path=str(self.path), offset=state.offset)
+        return state
+
+
+def _split(data: bytes, path: Path) -> tuple[dict[str, Any], bytes]:
+    if not data.startswith(MAGIC):
+        raise SnapshotError(f"{path} is not a clicktrail state snapshot")
+    line, _, payload = data[len(MAGIC) :].partition(b"\n")
+    try:
+        header = json.loads(line)
+    except ValueError:
+        raise SnapshotError(f"{path} has an unreadable header") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise SnapshotError(f"{path} is in a format this version does not read")
+    return header, payload
