@@ -22,6 +22,11 @@ def run_scenario(store: Store, source: str = "replay:scenario") -> EmbeddedRunti
 
 def test_attribution_ctit_and_aggregates(store: Store) -> None:
     run_scenario(store)
+    expected_attribution(store)
+
+
+def expected_attribution(store: Store) -> None:
+    """The scenario's hand-computed raw counts, attributed conversions and aggregates."""
     for table, expected in scenario.expected_raw().items():
         assert store.rows(f"SELECT count() FROM {store.database}.{table}")[0][0] == expected
     got = scenario.attributed_rows(store)
