@@ -44,7 +44,8 @@ in materialized views; string literals, comments and brackets are masked before 
 pattern is matched, every other character stays as written, and a statement it does not
 recognise raises :class:`ClusterLayoutError`: a new migration that does not fit fails the
 tests instead of being laid out wrong. The tests run every generated statement through
-ClickHouse's own parser (``EXPLAIN AST`` in chDB); no cluster runs them here.
+ClickHouse's own parser (``EXPLAIN AST`` in chDB), and the layout on one node of chDB less
+``ON CLUSTER`` and replication (no Keeper there); no cluster runs it here.
 """
 
 from __future__ import annotations
