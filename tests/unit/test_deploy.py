@@ -432,3 +432,147 @@ def test_the_build_context_is_small_and_has_what_the_dockerfile_copies() -> None
             if not _ignored(patterns, here + f) and (Path(directory) / f).is_file()
         )
     assert size < 4_000_000, f"build context of {size / 1e6:.1f} MB"
+
+
+# ------------------------------------------------------------ the cluster profile
+
+CLUSTER_DIR = ROOT / "deploy" / "clickhouse-cluster"
+DEFAULT_SERVICES = {
+    "kafka",
+    "clickhouse",
+    "migrate",
+    "edge",
+    "worker",
+    "worker-2",
+    "prometheus",
+    "grafana",
+}
+
+
+def _xml(path: Path) -> Any:
+    from xml.etree import ElementTree
+
+    return ElementTree.parse(path).getroot()
+
+
+def _cluster_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in _compose()["services"].items()
+        if "cluster" in service.get("profiles", [])
+    }
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """container path -> host path (or volume) of a service's mounts."""
+    return {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])}
+
+
+def test_the_cluster_profile_leaves_the_default_services_as_they_were() -> None:
+    services = _compose()["services"]
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == DEFAULT_SERVICES
+    assert set(services) == DEFAULT_SERVICES | set(_cluster_services())
+    for name in DEFAULT_SERVICES:
+        for dependency in services[name].get("depends_on", {}):
+            assert dependency in DEFAULT_SERVICES, f"{name} would start {dependency}"
+
+
+def test_the_cluster_profile_has_keeper() -> None:
+    services = _cluster_services()
+    keeper = services["clickhouse-keeper"]
+    assert keeper["image"].startswith("clickhouse/clickhouse-keeper:")
+    keeper_config = _xml(ROOT / _mounts(keeper)["/etc/clickhouse-keeper/keeper_config.xml"])
+    keeper_port = keeper_config.findtext("keeper_server/tcp_port")
+    raft = keeper_config.findall("keeper_server/raft_configuration/server")
+    assert [s.findtext("hostname") for s in raft] == ["clickhouse-keeper"]
+    assert _mounted_at(keeper, str(keeper_config.findtext("keeper_server/log_storage_path")))
+    assert _mounted_at(keeper, "/var/lib/clickhouse") in _compose()["volumes"]
+    assert "9182" in " ".join(keeper["healthcheck"]["test"])
+    assert keeper_config.findtext("keeper_server/http_control/port") == "9182"
+
+    [zookeeper] = _xml(CLUSTER_DIR / "cluster.xml").findall("zookeeper/node")
+    assert (zookeeper.findtext("host"), zookeeper.findtext("port")) == (
+        "clickhouse-keeper",
+        keeper_port,
+    )
+
+
+def test_the_cluster_has_two_shards_of_two_replicas_each_with_its_macros_and_volume() -> None:
+    services = _cluster_services()
+    nodes = {
+        n: s
+        for n, s in services.items()
+        if s.get("image", "").startswith("clickhouse/clickhouse-server:")
+    }
+    assert len(nodes) == 4
+    cluster_config = _xml(CLUSTER_DIR / "cluster.xml")
+    migrate = services["migrate-cluster"]
+    name = _option(migrate["command"], "--cluster")
+    build_parser().parse_args(migrate["command"])
+    [cluster] = cluster_config.findall(f"remote_servers/{name}")
+    shards = cluster.findall("shard")
+    assert len(shards) == 2
+    seen: dict[str, tuple[str, str]] = {}
+    for shard in shards:
+        assert shard.findtext("internal_replication") == "true"
+        replicas = shard.findall("replica")
+        assert len(replicas) == 2
+        for replica in replicas:
+            host = replica.findtext("host")
+            assert host in nodes and host not in seen, host
+            assert replica.findtext("port") == "9000"
+            assert replica.findtext("user") == nodes[host]["environment"]["CLICKHOUSE_USER"]
+            assert replica.find("password").get("from_env") == "CLICKHOUSE_PASSWORD"  # type: ignore[union-attr]
+            seen[host] = (str(shards.index(shard)), host)
+    assert set(seen) == set(nodes)
+
+    macros_by_shard: dict[str, set[str]] = {}
+    volumes = set()
+    for host, node in nodes.items():
+        mounts = _mounts(node)
+        assert mounts["/etc/clickhouse-server/config.d/cluster.xml"].endswith("/cluster.xml")
+        assert mounts["/etc/clickhouse-server/users.d/cluster-profile.xml"].endswith("/profile.xml")
+        macros_file = ROOT / mounts["/etc/clickhouse-server/config.d/macros.xml"]
+        assert macros_file.parent == CLUSTER_DIR / "macros" and macros_file.stem == host
+        macros = _xml(macros_file)
+        shard_macro = macros.findtext("macros/shard")
+        replica_macro = macros.findtext("macros/replica")
+        assert shard_macro and replica_macro
+        assert macros.findtext("interserver_http_host") == host == node["hostname"]
+        # the replicas of one shard share its macro; no two replicas share a name
+        shard_index = seen[host][0]
+        macros_by_shard.setdefault(shard_index, set()).add(shard_macro)
+        assert replica_macro == host
+        volume = _mounted_at(node, "/var/lib/clickhouse")
+        assert volume in _compose()["volumes"]
+        volumes.add(volume)
+        assert node["depends_on"]["clickhouse-keeper"]["condition"] == "service_healthy"
+    assert volumes.isdisjoint(
+        {_mounted_at(_compose()["services"]["clickhouse"], "/var/lib/clickhouse")}
+    )
+    assert len(volumes) == 4, "every node keeps its data on a volume of its own"
+    assert all(len(m) == 1 for m in macros_by_shard.values())
+    assert len({m for ms in macros_by_shard.values() for m in ms}) == 2
+
+
+def test_the_cluster_migrate_runs_once_all_nodes_and_keeper_are_healthy() -> None:
+    services = _cluster_services()
+    migrate = services["migrate-cluster"]
+    assert migrate["image"] == "clicktrail:latest" and migrate["restart"] == "no"
+    assert migrate["command"][:2] == ["migrate", "--cluster"]
+    waits_for = {n for n, d in migrate["depends_on"].items() if d["condition"] == "service_healthy"}
+    assert waits_for == set(services) - {"migrate-cluster"}
+    store = migrate["environment"]["CLICKTRAIL_STORE"]
+    host = re.search(r"@([\w-]+):8123$", store)
+    assert host and host[1] in services
+    assert store.startswith("http://clicktrail:${CLICKHOUSE_PASSWORD:?")
+
+
+def test_the_cluster_profile_settings_make_inserts_readable_at_once() -> None:
+    """The sink reads back its high-water marks: an acknowledged insert is on the shards
+    (foreground) and on both replicas (quorum) before the next read."""
+    profile = _xml(CLUSTER_DIR / "profile.xml").find("profiles/default")
+    assert profile is not None
+    assert profile.findtext("distributed_foreground_insert") == "1"
+    assert profile.findtext("insert_quorum") == "2"

@@ -63,8 +63,24 @@ def _data_dir(args: argparse.Namespace, store: Store) -> Path:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    result = apply_migrations(store)
+    from clicktrail.sinks import cluster
+
+    if args.cluster is not None and not cluster.valid_cluster_name(args.cluster):
+        raise ConfigError(f"--cluster {args.cluster!r}: {cluster.CLUSTER_NAME_RULE}")  # exit 2
+    try:
+        if args.print_ddl:
+            sys.stdout.write(cluster.script(args.database, args.cluster))
+            return 0
+        if args.cluster and chdb_path(args.store) is not None:
+            raise StoreError(cluster.NOT_A_CLUSTER)
+        store = _open_store(args)
+        if args.cluster:
+            result = cluster.migrate_cluster(store, args.cluster)
+        else:
+            result = apply_migrations(store)
+    except cluster.ClusterLayoutError as error:  # a migration the layout cannot rewrite
+        print(f"clicktrail: error: {error}", file=sys.stderr)
+        return 1
     for label in result.applied:
         print(f"applied  {label}")
     for label in result.skipped:
@@ -74,7 +90,8 @@ def migrate(args: argparse.Namespace) -> int:
             f"warning: {label} changed after it was applied; write a new migration instead",
             file=sys.stderr,
         )
-    print(f"database {store.database} at {store.dsn} is up to date")
+    where = f" (cluster {args.cluster})" if args.cluster else ""
+    print(f"database {store.database} at {store.dsn}{where} is up to date")
     return 0
 
 

@@ -387,9 +387,31 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser(
         "migrate",
         help="create or upgrade the ClickHouse tables (idempotent)",
-        description="Apply schemas/clickhouse/NNN_*.sql in order; applied files are skipped.",
+        description="Apply schemas/clickhouse/NNN_*.sql in order; applied files are skipped. "
+        "With --cluster, lay the tables out for a ClickHouse cluster of shards and replicas: "
+        "each table x becomes a ReplicatedMergeTree-family x_local on every node (ON CLUSTER, "
+        "Keeper path /clickhouse/tables/{shard}/DB/x_local, replica {replica}: both macros "
+        "come from each server's config) with a Distributed table x in front, sharded by a "
+        "hash of its sort key; materialized views aggregate each shard's local rows.",
+        epilog="Examples: 'clicktrail migrate --cluster clicktrail --print' shows the DDL "
+        "without a server; 'clicktrail migrate --cluster clicktrail --store "
+        "http://user:password@node:8123' applies it through one node of the cluster. "
+        "See docs/operations.md, 'Growing past one ClickHouse server'.",
     )
     _common(migrate, config=False)
+    migrate.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="the cluster in the servers' remote_servers config: create replicated tables "
+        "with Distributed tables in front, ON CLUSTER NAME, instead of single-server tables",
+    )
+    migrate.add_argument(
+        "--print",
+        dest="print_ddl",
+        action="store_true",
+        help="print every statement migrate would run on an empty database, as one script "
+        "for clickhouse-client --multiquery, and exit; opens no store",
+    )
     migrate.set_defaults(handler=commands.migrate)
 
     schemas = sub.add_parser(

@@ -1,5 +1,8 @@
 """Versioned, idempotent DDL: ``schemas/clickhouse/NNN_name.sql`` applied in order.
 
+On a cluster of servers, :mod:`clicktrail.sinks.cluster` lays the same files out as
+replicated tables behind Distributed ones (``clicktrail migrate --cluster NAME``).
+
 Each file runs once per database; what ran is recorded in ``schema_migrations``
 with a checksum, so a re-run is a no-op and an edited, already-applied file is
 reported instead of silently diverging.
@@ -16,6 +19,11 @@ from clicktrail.sinks.store import Store, StoreError
 
 DDL_DIR = Path(__file__).with_name("ddl")
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+SCHEMA_MIGRATIONS_COLUMNS = (
+    "(version UInt32, name String, checksum String, "
+    "applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
+)
+"""The columns of ``schema_migrations``, where each applied migration is recorded."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,8 @@ def migrate(store: Store, directory: Path = DDL_DIR) -> MigrationResult:
     db = store.database
     store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     store.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') "
-        "DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations {SCHEMA_MIGRATIONS_COLUMNS} "
+        "ENGINE = MergeTree ORDER BY version"
     )
     done = {
         int(version): checksum

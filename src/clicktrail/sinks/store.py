@@ -76,6 +76,12 @@ class QueryLimits:
     max_bytes_to_read: int = 1 << 40
 
 
+def check_database_name(database: str) -> str:
+    if not _DATABASE_NAME.match(database):
+        raise StoreError(f"invalid database name {database!r}")
+    return database
+
+
 def resolve_dsn(dsn: str) -> str:
     """Normalise a DSN; ``chdb://relative/dir`` becomes ``chdb:///absolute/dir``."""
     if dsn.startswith("chdb://"):
@@ -164,8 +170,7 @@ class Store:
     lock: threading.RLock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not _DATABASE_NAME.match(self.database):
-            raise StoreError(f"invalid database name {self.database!r}")
+        check_database_name(self.database)
         self._connect_dsn = resolve_dsn(self.dsn)
         self.dsn = redact(self._connect_dsn)
         self.lock = _engine_lock(self._connect_dsn)
