@@ -202,8 +202,8 @@ class EmbeddedRuntime:
         for alert in self.alerts.take():
             self.sink.add(alert, *alert_source(alert))
         self.sink.flush()
-        if self.snapshots is not None and (checkpoint or self.snapshots.due()):
-            self._snapshot(self.snapshots)
+        if self.snapshots is not None:
+            self._snapshot(self.snapshots, now=checkpoint)
         if self.checkpoint is None:
             return
         if checkpoint:
@@ -211,23 +211,30 @@ class EmbeddedRuntime:
         else:
             self.checkpoint.save_if_due(*self.pipeline.learned_state())
 
-    def _snapshot(self, snapshots: Snapshots) -> None:
+    def _snapshot(self, snapshots: Snapshots, *, now: bool) -> None:
         """Save the state with the last record it reflects (every row of the records up
-        to it was just written), then let the log forget what the state now holds."""
-        offset = self._last[1] if self._last is not None else self.snapshot_offset
-        snapshots.save(
-            RuntimeState(
-                offset=offset,
+        to it was just written): in a child process while running, here at a stop. Once
+        it is on disk, the log forgets what it holds."""
+        done = snapshots.poll()
+        if now or snapshots.due():
+            state = RuntimeState(
+                offset=self._last[1] if self._last is not None else self.snapshot_offset,
                 pipeline=self.pipeline,
                 processed=self.processed,
                 learned=self._learned,
                 last=self._last,
                 alert_state=self._alert_state,
             )
-        )
-        self.snapshot_offset = offset
-        if isinstance(self.bus, DurableBus):
-            self.bus.log.release(offset)
+            if now:
+                done = snapshots.wait() or done
+                snapshots.save(state)
+                done = state.offset
+            else:
+                snapshots.start(state)
+        if done is not None:
+            self.snapshot_offset = done
+            if isinstance(self.bus, DurableBus):
+                self.bus.log.release(done)
 
     def _store(self, records: list[BaseModel], src: str, offset: int, stage: str = "timer") -> None:
         """Rows for ClickHouse; conflicts and partner verdicts also to the alerting."""

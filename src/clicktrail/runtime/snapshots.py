@@ -18,9 +18,13 @@ rather than silently replaced by an empty state, since the log before it is gone
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
+import os
 import pickle
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +43,10 @@ log = structlog.get_logger(__name__)
 MAGIC = b"clicktrail-state\n"
 FORMAT = 1
 SNAPSHOT_EVERY_SECONDS = 60.0
+PR_SET_PDEATHSIG = 1
 MAX_SHARE = 0.05
-"""At most this share of the time goes to snapshots: processing (and, through the GIL, the
-event loop) waits while one is taken, so a state that takes 4 s to save is saved every
-80 s however short the interval asked for."""
+"""At most this share of the time goes to snapshots: a state that takes 4 s to write is
+written every 80 s however short the interval asked for (the child takes a core)."""
 
 
 class SnapshotError(Exception):
@@ -65,6 +69,9 @@ def fingerprint(registry: Registry) -> str:
 
 
 class Snapshots:
+    """Saves a state now (:meth:`save`, at a stop) or in a child process (:meth:`start`,
+    while running; :meth:`poll` says when it is on disk)."""
+
     def __init__(
         self,
         path: Path,
@@ -76,16 +83,73 @@ class Snapshots:
         self.every_seconds = every_seconds
         self.clock = clock
         self._saved_at = clock()
+        self._child: tuple[int, int, float] | None = None
         self.saved = 0
         self.last_seconds = 0.0
-        """How long the last snapshot took (processing waits for it)."""
+        """How long the last snapshot took to write."""
+        self.pause_seconds = 0.0
+        """How long processing waited for the last one (the fork, for one in a child)."""
 
     def due(self) -> bool:
+        if self._child is not None:
+            return False
         interval = max(self.every_seconds, self.last_seconds / MAX_SHARE)
         return self.clock() - self._saved_at >= interval
 
     def save(self, state: RuntimeState) -> None:
+        """Write ``state`` now, on this thread (nothing else may change it meanwhile)."""
+        self.wait()
         started = time.perf_counter()
+        self._write(state)
+        self._saved_at = self.clock()
+        self.saved += 1
+        self.last_seconds = self.pause_seconds = time.perf_counter() - started
+        log.debug("state.snapshot_saved", offset=state.offset, seconds=round(self.last_seconds, 3))
+
+    def start(self, state: RuntimeState) -> None:
+        """Write ``state`` from a forked child, as Redis does: the child sees the state as it
+        is at the fork (copy-on-write) while this process goes on changing it, so neither
+        processing nor, through the GIL, the event loop waits for the pickling, and no other
+        thread can change the state under the pickler. The child dies with this process and
+        keeps none of its locks. :meth:`poll` reports the offset once the file is renamed."""
+        started = time.perf_counter()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: write and leave, running nothing of the parent's
+            code = 1
+            try:
+                _die_with(parent)
+                self._write(state)
+                code = 0
+            finally:
+                os._exit(code)
+        self.pause_seconds = time.perf_counter() - started
+        self._child = (pid, state.offset, time.monotonic())
+
+    def poll(self, block: bool = False) -> int | None:
+        """The offset of a snapshot the child has finished since the last call, if any."""
+        if self._child is None:
+            return None
+        pid, offset, started = self._child
+        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        if done == 0:
+            return None
+        self._child = None
+        self._saved_at = self.clock()
+        self.last_seconds = time.monotonic() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            log.warning("state.snapshot_failed", offset=offset, exit_code=code)
+            return None
+        self.saved += 1
+        log.debug("state.snapshot_saved", offset=offset, seconds=round(self.last_seconds, 3))
+        return offset
+
+    def wait(self) -> int | None:
+        """Wait for a child under way (at a stop); its offset if it succeeded."""
+        return self.poll(block=True)
+
+    def _write(self, state: RuntimeState) -> None:
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         header = {
             "format": FORMAT,
@@ -94,15 +158,6 @@ class Snapshots:
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
         write_atomically(self.path, MAGIC + json.dumps(header).encode() + b"\n" + payload)
-        self._saved_at = self.clock()
-        self.saved += 1
-        self.last_seconds = time.perf_counter() - started
-        log.debug(
-            "state.snapshot_saved",
-            offset=state.offset,
-            bytes=len(payload),
-            seconds=round(self.last_seconds, 3),
-        )
 
     def load(self, registry: Registry) -> RuntimeState | None:
         """The saved state (None: there is none), under ``registry``."""
@@ -139,3 +194,13 @@ def _split(data: bytes, path: Path) -> tuple[dict[str, Any], bytes]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SnapshotError(f"{path} is in a format this version does not read")
     return header, payload
+
+
+def _die_with(parent: int) -> None:
+    """In a forked child: be killed when the parent dies (Linux), so a SIGKILLed service
+    leaves no writer behind that could put an older snapshot over a newer one."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
