@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from clicktrail.metrics import auc, auc_difference
+from clicktrail.metrics import RollingAuc, auc, auc_difference
 
 
 def _world(seed: int, n: int = 2_000) -> tuple[list[int], list[float], list[float]]:
@@ -41,3 +44,20 @@ def test_the_same_scores_differ_by_nothing_and_one_class_gives_none() -> None:
     same = auc_difference(y, first, first)
     assert same is not None and same.difference == 0 and same.stderr == 0
     assert auc_difference([0] * 10, first[:10], first[:10]) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 1.0]), st.integers(0, 1))),
+    st.integers(1, 12),
+)
+def test_the_rolling_auc_is_the_exact_auc_of_its_window(
+    pairs: list[tuple[float, int]], window: int
+) -> None:
+    """Scores drawn from a few values: ties everywhere, the hard part of ranking."""
+    rolling = RollingAuc(window)
+    for n, (score, label) in enumerate(pairs, start=1):
+        rolling.add(score, label)
+        want = auc(pairs[max(0, n - window) : n])
+        got = rolling.value()
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)

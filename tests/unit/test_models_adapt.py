@@ -7,6 +7,7 @@ import itertools
 import math
 import pickle
 import random
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -210,3 +211,20 @@ class TestCheckpoint:
         data = dumps(ActionModels(["lead"]))
         restored = loads(data, ["lead", "purchase"], priors={"purchase": 0.04}).models
         assert restored.score({}, ["purchase"])["purchase"] == pytest.approx(0.04)
+
+
+def test_a_checkpoint_from_before_the_rolling_auc_is_ranked_on_load() -> None:
+    """Older checkpoints kept the AUC window as a deque of (score, label) pairs."""
+    quality = Quality("purchase", "adaptive")
+    for n in range(200):
+        quality.update((n % 17) / 17, n % 5 == 0)
+    old = pickle.loads(pickle.dumps(quality))
+    state = dict(old.__dict__)
+    state["recent"] = deque(state.pop("ranked").recent, maxlen=50_000)
+    legacy = Quality.__new__(Quality)
+    legacy.__dict__.update(state)
+    restored = pickle.loads(pickle.dumps(legacy))
+    assert restored.auc_value() == quality.auc_value() == pytest.approx(auc(list(quality.recent)))
+    restored.update(0.99, True)
+    quality.update(0.99, True)
+    assert restored.auc_value() == quality.auc_value()

@@ -261,7 +261,6 @@ class PartnerMonitor:
         mine: dict[str, list[float]] = state.setdefault("sample", {})
         for action, ctit in zip(counts.get("actions", []), counts["ctits"], strict=False):
             mine[action] = [*mine.get(action, []), ctit][-SAMPLE:]
-        flat = self._later_than_others(partner, mine, samples)
         rates: dict[str, float] = reference["cvr"]
         enough = self.settings.flood_min_clicks
         rate = state["converted"] / state["clicked"] if state["clicked"] >= enough else None
@@ -271,11 +270,13 @@ class PartnerMonitor:
             and len(others) >= 3
             and rate < self.settings.flood_cvr_ratio * others[len(others) // 2]
         )
+        # the rank test only where the rate is low: most windows are spared the sorting
+        flooding = low and self._later_than_others(partner, mine, samples)
         for action, ctits in mine.items():
             samples.setdefault(action, {})[partner] = ctits
         if rate is not None:
             rates[partner] = rate
-        return flat and low
+        return flooding
 
     def _later_than_others(
         self,

@@ -3,9 +3,9 @@ is judged against the label that arrived later.
 
 The AUC is exact (rank-based, ties count half) over the last :data:`AUC_WINDOW`
 examples: River's thresholded ``ROCAUC`` understated rare actions (0.527 for an
-exact 0.561), and a recent window shows what the model does now. The window is a
-bounded deque, so an update stays O(1), the sort runs only in ``record`` (once per
-report), and the whole object pickles into a checkpoint. Log loss, counts and ten
+exact 0.561), and a recent window shows what the model does now. It is kept up to
+date per example (:class:`~clicktrail.metrics.RollingAuc`, O(log n)), so a report
+costs nothing, and the whole object pickles into a checkpoint. Log loss, counts and ten
 calibration buckets run over every example.
 """
 
@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from datetime import datetime
+from typing import Any
 
 from river import metrics
 
 from clicktrail.contracts import ModelQuality
-from clicktrail.metrics import auc
+from clicktrail.metrics import RollingAuc
 
 BUCKETS = 10
 AUC_WINDOW = 50_000
@@ -33,7 +34,7 @@ class Quality:
         self.model = model
         self.examples = 0
         self.positives = 0
-        self.recent: deque[tuple[float, int]] = deque(maxlen=AUC_WINDOW)
+        self.ranked = RollingAuc(AUC_WINDOW)
         self.log_loss = metrics.LogLoss()
         self.bucket_count = [0] * BUCKETS
         self.bucket_score = [0.0] * BUCKETS
@@ -44,7 +45,7 @@ class Quality:
         p = min(max(p, 0.0), 1.0)
         self.examples += 1
         self.positives += int(y)
-        self.recent.append((p, int(y)))
+        self.ranked.add(p, int(y))
         self.log_loss.update(y, {False: 1.0 - p, True: p})
         bucket = min(int(p * BUCKETS), BUCKETS - 1)
         self.bucket_count[bucket] += 1
@@ -66,9 +67,23 @@ class Quality:
         )
         return gap / self.examples
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A checkpoint from before the rolling AUC kept the window as a deque: rank it."""
+        recent = state.pop("recent", None)
+        self.__dict__.update(state)
+        if recent is not None:
+            self.ranked = RollingAuc(AUC_WINDOW)
+            for p, y in recent:
+                self.ranked.add(p, y)
+
+    @property
+    def recent(self) -> deque[tuple[float, int]]:
+        """The (score, label) pairs the AUC ranks, oldest first."""
+        return self.ranked.recent
+
     def auc_value(self) -> float | None:
         """Exact AUC of the recent window; None until it holds both classes."""
-        value = auc(self.recent)
+        value = self.ranked.value()
         return None if math.isnan(value) else value
 
     def record(
