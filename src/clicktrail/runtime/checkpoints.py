@@ -23,19 +23,31 @@ log = structlog.get_logger(__name__)
 SAVE_EVERY_SECONDS = 60.0
 
 
-class ModelCheckpoint:
+class Periodic:
+    """A file rewritten on a clock: where it is, and how long since it was last written."""
+
+    every_default = SAVE_EVERY_SECONDS
+
     def __init__(
         self,
         path: Path,
         *,
-        every_seconds: float = SAVE_EVERY_SECONDS,
+        every_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
-        self.every_seconds = every_seconds
+        self.every_seconds = self.every_default if every_seconds is None else every_seconds
         self.clock = clock
         self._saved_at = clock()
 
+    def since_saved(self) -> float:
+        return self.clock() - self._saved_at
+
+    def _saved_now(self) -> None:
+        self._saved_at = self.clock()
+
+
+class ModelCheckpoint(Periodic):
     def load(
         self,
         actions: Iterable[str],
@@ -72,14 +84,14 @@ class ModelCheckpoint:
         """Write serialized state atomically; a failed write is logged and the old
         checkpoint kept. Serialize where the models are learned (``dumps``); only this
         file I/O may run on another thread."""
-        self._saved_at = self.clock()
+        self._saved_now()
         try:
             write_atomically(self.path, data)
         except OSError as error:
             log.warning("models.checkpoint_failed", path=str(self.path), error=str(error))
 
     def save_if_due(self, models: ActionModels, extras: Mapping[str, object] | None = None) -> bool:
-        if self.clock() - self._saved_at < self.every_seconds:
+        if self.since_saved() < self.every_seconds:
             return False
         self.save(models, extras)
         return True

@@ -26,7 +26,6 @@ import os
 import pickle
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import structlog
 
 from clicktrail.config import Registry
-from clicktrail.runtime.checkpoints import write_atomically
+from clicktrail.runtime.checkpoints import Periodic, write_atomically
 from clicktrail.runtime.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
@@ -68,40 +67,30 @@ def fingerprint(registry: Registry) -> str:
     return hashlib.sha256(registry.model_dump_json().encode()).hexdigest()[:16]
 
 
-class Snapshots:
+class Snapshots(Periodic):
     """Saves a state now (:meth:`save`, at a stop) or in a child process (:meth:`start`,
     while running; :meth:`poll` says when it is on disk)."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        every_seconds: float = SNAPSHOT_EVERY_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.path = path
-        self.every_seconds = every_seconds
-        self.clock = clock
-        self._saved_at = clock()
-        self._child: tuple[int, int, float] | None = None
-        self.saved = 0
-        self.last_seconds = 0.0
-        """How long the last snapshot took to write."""
-        self.pause_seconds = 0.0
-        """How long processing waited for the last one (the fork, for one in a child)."""
+    every_default = SNAPSHOT_EVERY_SECONDS
+    _child: tuple[int, int, float] | None = None
+    saved = 0
+    last_seconds = 0.0
+    """How long the last snapshot took to write."""
+    pause_seconds = 0.0
+    """How long processing waited for the last one (the fork, for one in a child)."""
 
     def due(self) -> bool:
         if self._child is not None:
             return False
         interval = max(self.every_seconds, self.last_seconds / MAX_SHARE)
-        return self.clock() - self._saved_at >= interval
+        return self.since_saved() >= interval
 
     def save(self, state: RuntimeState) -> None:
         """Write ``state`` now, on this thread (nothing else may change it meanwhile)."""
         self.wait()
         started = time.perf_counter()
         self._write(state)
-        self._saved_at = self.clock()
+        self._saved_now()
         self.saved += 1
         self.last_seconds = self.pause_seconds = time.perf_counter() - started
         log.debug("state.snapshot_saved", offset=state.offset, seconds=round(self.last_seconds, 3))
@@ -135,7 +124,7 @@ class Snapshots:
         if done == 0:
             return None
         self._child = None
-        self._saved_at = self.clock()
+        self._saved_now()
         self.last_seconds = time.monotonic() - started
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
