@@ -16,7 +16,6 @@ off when the log is opened: it was never acknowledged.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
 import threading
@@ -26,13 +25,13 @@ from typing import BinaryIO
 
 import structlog
 
-from clicktrail.bus.spool import SpoolError, _read_frames, encode_frame
+from clicktrail.bus.segments import lock_directory, segment_numbers, sync_directory
+from clicktrail.bus.spool import SpoolError, encode_frame, read_frames
 
 log = structlog.get_logger(__name__)
 
 _SEQ = struct.Struct(">Q")
 _SUFFIX = ".log"
-_LOCK_FILE = "lock"
 SEGMENT_BYTES = 64 << 20
 
 
@@ -78,25 +77,13 @@ class EventLog:
     # ---------------------------------------------------------------- opening
 
     def _take_lock(self) -> BinaryIO:
-        handle = (self.directory / _LOCK_FILE).open("ab")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise EventLogError(
-                f"log directory {self.directory} is in use by another process; "
-                "give each 'clicktrail run' its own --data-dir"
-            ) from None
-        return handle
+        return lock_directory(
+            self.directory, EventLogError, "give each 'clicktrail run' its own --data-dir"
+        )
 
     def segments(self) -> list[int]:
         """First record numbers of the segment files, in order."""
-        firsts = []
-        for path in self.directory.glob(f"*{_SUFFIX}"):
-            stem = path.name.removesuffix(_SUFFIX)
-            if stem.isdigit():
-                firsts.append(int(stem))
-        return sorted(firsts)
+        return segment_numbers(self.directory, _SUFFIX)
 
     def _path(self, first: int) -> Path:
         return self.directory / f"{first:020d}{_SUFFIX}"
@@ -108,7 +95,7 @@ class EventLog:
             return 0
         path = self._path(firsts[-1])
         with path.open("rb") as handle:
-            frames, clean = _read_frames(handle)
+            frames, clean = read_frames(handle)
         end = frames[-1][1] if frames else 0
         if not clean:
             log.warning("event_log.torn_tail", segment=str(path), kept_bytes=end)
@@ -128,13 +115,8 @@ class EventLog:
             raise EventLogError(f"cannot write log segment {path}: {error}") from None
 
     def _sync_directory(self) -> None:
-        if not self.fsync:
-            return
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.fsync:
+            sync_directory(self.directory)
 
     # ---------------------------------------------------------------- writing
 
@@ -180,7 +162,7 @@ class EventLog:
             if following is not None and following <= after + 1:
                 continue  # every record in it is at or before ``after``
             with self._path(first).open("rb") as handle:
-                frames, _ = _read_frames(handle)
+                frames, _ = read_frames(handle)
             for record, _ in frames:
                 seq = int(_SEQ.unpack_from(record.key)[0])
                 if after < seq <= self.synced:

@@ -15,7 +15,6 @@ crash fails its length or checksum and is cut off when the spool is opened.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
 import time
@@ -27,6 +26,8 @@ from typing import BinaryIO, Literal
 
 import structlog
 
+from clicktrail.bus.segments import lock_directory, segment_numbers, sync_directory
+
 log = structlog.get_logger(__name__)
 
 FsyncPolicy = Literal["always", "interval", "never"]
@@ -36,7 +37,6 @@ _PREFIX = struct.Struct(">II")
 _NAMES = struct.Struct(">HH")
 _SUFFIX = ".spool"
 _POSITION_FILE = "position"
-_LOCK_FILE = "lock"
 MAX_FRAME_BYTES = 16 << 20
 
 
@@ -77,7 +77,7 @@ def _decode_body(body: bytes) -> SpoolRecord:
     return SpoolRecord(topic, key, body[start + topic_len + key_len :])
 
 
-def _read_frames(
+def read_frames(
     handle: BinaryIO, limit: int | None = None
 ) -> tuple[list[tuple[SpoolRecord, int]], bool]:
     """Frames from the handle's position: ``(record, end offset)`` pairs; False on a bad tail."""
@@ -163,28 +163,14 @@ class Spool:
         return self._committed
 
     def _segments(self) -> list[int]:
-        numbers = []
-        for path in self.directory.glob(f"*{_SUFFIX}"):
-            stem = path.name.removesuffix(_SUFFIX)
-            if stem.isdigit():
-                numbers.append(int(stem))
-        return sorted(numbers)
+        return segment_numbers(self.directory, _SUFFIX)
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{segment:016d}{_SUFFIX}"
 
     def _take_lock(self) -> BinaryIO:
         """One process per spool directory: two writers would interleave their frames."""
-        handle = (self.directory / _LOCK_FILE).open("ab")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise SpoolError(
-                f"spool directory {self.directory} is in use by another process; "
-                "give each edge process its own"
-            ) from None
-        return handle
+        return lock_directory(self.directory, SpoolError, "give each edge process its own")
 
     def _load_position(self) -> SpoolPosition:
         path = self.directory / _POSITION_FILE
@@ -216,7 +202,7 @@ class Spool:
             start = self._committed.offset if number == self._committed.segment else 0
             with path.open("rb") as handle:
                 handle.seek(start)
-                frames, clean = _read_frames(handle)
+                frames, clean = read_frames(handle)
             end = frames[-1][1] if frames else start
             self._depth += len(frames)
             self._bytes += end - start
@@ -235,13 +221,8 @@ class Spool:
         return handle
 
     def _sync_directory(self) -> None:
-        if self.fsync == "never":
-            return
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.fsync != "never":
+            sync_directory(self.directory)
 
     # ----------------------------------------------------------------- writer
 
@@ -306,7 +287,7 @@ class Spool:
                 continue
             with handle:
                 handle.seek(position.offset)
-                frames, _ = _read_frames(handle, max_records - len(records))
+                frames, _ = read_frames(handle, max_records - len(records))
             records.extend(record for record, _ in frames)
             if frames:
                 position = SpoolPosition(position.segment, frames[-1][1])
