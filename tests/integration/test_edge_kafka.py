@@ -3,7 +3,8 @@
 Every accepted request must reach its topic exactly once (counted by id on the
 consumed records), every refusal must reach the dead-letter topic with its
 reason, and the edge must keep answering 2xx while the broker is away.
-The outage test runs its own broker on port 19095 and always stops it.
+The outage test runs its own broker on port 19095 (``KAFKA_OUTAGE_PORT``) and always
+stops it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from clicktrail.edge.serve import free_port, serve_in_thread
 pytestmark = pytest.mark.kafka
 __all__ = ["bootstrap"]  # the fixture, re-used
 
-OUTAGE_PORT = 19095
+OUTAGE_PORT = int(os.environ.get("KAFKA_OUTAGE_PORT", "19095"))
+"""The broker the outage tests stop and start; another port when 19095 is taken."""
 TOPICS = [IMPRESSIONS, CLICKS, CONVERSIONS, DEAD_LETTERS]
 
 
@@ -175,7 +177,7 @@ def broker(action: str, data_dir: Path, keep: bool) -> None:
 
 @pytest.fixture
 def own_broker(bootstrap: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A second broker on port 19095 that this test may stop and start; always stopped."""
+    """A second broker on ``OUTAGE_PORT`` that this test may stop and start; always stopped."""
     data_dir = tmp_path / "kafka-data"
     broker("start", data_dir, keep=True)
     try:

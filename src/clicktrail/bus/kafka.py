@@ -6,8 +6,15 @@ API: ``publish`` only appends to a queue, and a task on the same event loop
 serializes, partitions (murmur2, like the Java client and Faust) and ships
 record batches every few milliseconds. When the broker is unreachable or
 slow, accepted records go to the :class:`~clicktrail.bus.spool.Spool`
-instead and are replayed in order once it answers; the edge never waits for
-Kafka. kafka-python is used for administration only (:mod:`clicktrail.bus.admin`).
+instead and are replayed in order once it answers. kafka-python is used for
+administration only (:mod:`clicktrail.bus.admin`).
+
+``await durable()`` is what an acknowledgement waits for: every record published
+before the call is then acked by the broker (``acks=all``) or written to the
+spool and synced. Callers arriving together share one pump round, one broker
+round trip and one fsync (group commit). A record whose batch has waited
+``spool_after_s`` for the broker is spooled and synced without waiting any longer,
+so an acknowledgement never waits much more than that for a slow or absent broker.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -44,7 +51,21 @@ def best_compression() -> str:
 # ---------------------------------------------------------------- producer
 
 Mode = Literal["direct", "spooling"]
-Entry = tuple[bytes | None, bytes, float]  # key, value, time accepted
+
+
+@dataclass(eq=False, slots=True)
+class _Round:
+    """Records taken from the queue together (a contiguous run of publishes): durable
+    once each is acked by the broker or spooled and synced."""
+
+    end: int
+    """Publish number of its last record."""
+    left: int
+    """Its records not yet durable."""
+
+
+Entry = tuple[bytes | None, bytes, float, _Round]  # key, value, time accepted, round
+Item = tuple[str, str, BaseModel, float]  # topic, key, record, time accepted
 _E = TypeVar("_E", bound=tuple[Any, ...])
 LatencyObserver = Callable[[float, int], None]
 DISPATCH_ROUND = 1024  # records serialized and handed over per pump round
@@ -63,6 +84,9 @@ class KafkaSettings:
     max_batch_bytes: int = 1 << 20
     request_timeout_ms: int = 30_000
     spool_after_s: float = 1.0
+    """A record whose batch the broker has not acked this long is spooled (and synced,
+    for an acknowledgement waiting on it), and so are new records until the spool is
+    replayed: the most an acknowledgement waits for a slow or absent broker."""
     replay_chunk: int = 5_000
     retry_backoff_s: float = 0.5
     max_backoff_s: float = 5.0
@@ -84,6 +108,10 @@ class BusCounters:
     spooled: int = 0
     replayed: int = 0
     failed_batches: int = 0
+    spooled_in_flight: int = 0
+    """Spooled while their batch waited for the broker's answer (see ``_spool_overdue``)."""
+    landed_anyway: int = 0
+    """Of those, acked by the broker after all: skipped by the replay."""
 
 
 class KafkaBus:
@@ -109,12 +137,24 @@ class KafkaBus:
         self.mode: Mode = "spooling" if spool.depth else "direct"
         self._compression = settings.compression or best_compression()
         self._observe = on_delivered
-        self._pending: deque[tuple[str, str, BaseModel, float]] = deque()
+        self._pending: deque[Item] = deque()
         self._inflight: dict[asyncio.Future[Any], tuple[float, str, list[Entry]]] = {}
         self._producer: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._dispatching = 0  # records taken from the queue, not yet handed over or spooled
+        # durability: publishes are numbered; a round is a run of them taken together
+        self._published = 0
+        self._taken = 0
+        self._durable = 0  # every record up to this number is acked or spooled and synced
+        self._rounds: deque[_Round] = deque()
+        self._unsynced: dict[_Round, int] = {}  # spooled, not yet synced by us
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._doubtful: set[asyncio.Future[Any]] = set()
+        """In-flight batches spooled because the broker was slow: they may still land."""
+        self._landed_twice: Counter[tuple[str, bytes, bytes]] = Counter()
+        """Spooled records whose batch was acked after all: the replay skips them."""
+        self._synced_at = time.monotonic()
 
     # ------------------------------------------------------------ interface
 
@@ -124,11 +164,26 @@ class KafkaBus:
 
     def publish(self, topic: str, key: str, record: BaseModel) -> None:
         self._pending.append((topic, key, record, time.monotonic()))
+        self._published += 1
+
+    async def durable(self) -> None:
+        """Return once every record published before the call is acked by the broker or
+        appended to the spool and synced. Concurrent callers share the pump's next round
+        (one send per partition, one fsync); a broker slower than ``spool_after_s``
+        has the records spooled instead, so this waits about that long at most."""
+        target = self._published
+        if self._durable >= target:
+            return
+        if self.spool.closed:  # closed: whatever was not acked is on disk
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        await future
 
     def flush(self) -> None:
         """Put everything not yet handed to the Kafka client into the spool, on disk."""
         self._spool_pending()
-        self.spool.sync()
+        self._sync_spool()
 
     @property
     def pending(self) -> int:
@@ -180,14 +235,18 @@ class KafkaBus:
                 await asyncio.wait_for(replayer, max(0.1, deadline - time.monotonic()))
         if self._inflight:
             await asyncio.wait(list(self._inflight), timeout=max(0.1, deadline - time.monotonic()))
-        for _, topic, entries in list(self._inflight.values()):
-            self._spool_entries(topic, entries)
+        for future, (_, topic, entries) in list(self._inflight.items()):
+            if future not in self._doubtful:  # those are in the spool already
+                self._spool_entries(topic, entries)
         self._inflight.clear()
+        self._doubtful.clear()
         self._spool_pending()
+        self._sync_spool()
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._producer.stop(), 2.0)
         self.spool.close()
+        self._release_waiters()
         log.info("kafka_bus.closed", spooled_left=self.spool.depth, **vars(self.counters))
 
     # ----------------------------------------------------------- connection
@@ -201,7 +260,9 @@ class KafkaBus:
             acks="all",
             enable_idempotence=True,
             compression_type=self._compression,
-            linger_ms=int(self.settings.linger_ms),
+            # the pump lingers already: a batch handed over is whole, and an acknowledgement
+            # waits on it (a client linger added 5 ms to every durable())
+            linger_ms=0,
             max_batch_size=self.settings.max_batch_bytes,
             max_request_size=max(4 << 20, self.settings.max_batch_bytes),
             request_timeout_ms=self.settings.request_timeout_ms,
@@ -236,7 +297,7 @@ class KafkaBus:
             try:
                 await self._dispatch()
                 self._check_slow()
-                self.spool.maybe_sync()
+                self._maybe_sync()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -250,20 +311,21 @@ class KafkaBus:
         else:
             take = self._pending.popleft
             items = deque(take() for _ in range(DISPATCH_ROUND))
+        round_ = self._take(len(items))
         if self.mode == "spooling" or self._producer is None:
-            self._spool_items(items)
+            self._spool_items(items, round_)
             return
         self._dispatching += len(items)
         try:
-            await self._dispatch_direct(items)
+            await self._dispatch_direct(items, round_)
         finally:
             self._dispatching = 0
 
-    async def _dispatch_direct(self, items: deque[tuple[str, str, BaseModel, float]]) -> None:
+    async def _dispatch_direct(self, items: deque[Item], round_: _Round) -> None:
         by_topic: dict[str, list[Entry]] = {}
         for topic, key, record, accepted in items:
             by_topic.setdefault(topic, []).append(
-                (key.encode() if key else None, serialize(record), accepted)
+                (key.encode() if key else None, serialize(record), accepted, round_)
             )
         for topic, entries in by_topic.items():
             if self.mode == "spooling":
@@ -328,23 +390,35 @@ class KafkaBus:
         if item is None:
             return
         _, topic, members = item
-        if future.cancelled() or future.exception() is not None:
+        failed = future.cancelled() or future.exception() is not None
+        if future in self._doubtful:  # spooled already: a failure changes nothing
+            self._doubtful.discard(future)
+            if not failed:
+                self._landed_twice.update((topic, key or b"", value) for key, value, *_ in members)
+                self.counters.landed_anyway += len(members)
+            return
+        if failed:
             self.counters.failed_batches += 1
             error = "cancelled" if future.cancelled() else repr(future.exception())
             self._enter_spooling(f"batch to {topic} failed: {error}")
             self._spool_entries(topic, members)
             return
         self.counters.delivered += len(members)
+        for round_, count in Counter(member[3] for member in members).items():
+            self._settle(round_, count)
         if self._observe is not None:
             now = time.monotonic()
             self._observe(now - members[0][2], len(members))
 
     def _check_slow(self) -> None:
-        """Spool new records when the broker (or this process) falls behind by spool_after_s."""
-        if self.mode == "spooling":
-            return
+        """Spool new records when the broker (or this process) falls behind by spool_after_s,
+        and the batches that waited that long for their ack."""
         now = time.monotonic()
         limit = self.settings.spool_after_s
+        if self._inflight:
+            self._spool_overdue(now - limit)
+        if self.mode == "spooling":
+            return
         if self._pending and now - self._pending[0][3] > limit:
             self._enter_spooling("records wait longer than spool_after_s to be shipped")
             return
@@ -353,6 +427,20 @@ class KafkaBus:
             if now - oldest > limit:
                 self._enter_spooling("broker slower than spool_after_s")
 
+    def _spool_overdue(self, before: float) -> None:
+        """Batches still unacked after ``spool_after_s`` are spooled too, so nothing waits on
+        the broker longer than that. They may still land: the replay waits for their
+        outcome and skips those that did (see :meth:`_replayer`)."""
+        overdue = 0
+        for future, (started, topic, members) in list(self._inflight.items()):
+            if started < before and future not in self._doubtful and not future.done():
+                self._doubtful.add(future)
+                self._spool_entries(topic, members)
+                overdue += len(members)
+        if overdue:
+            self.counters.spooled_in_flight += overdue
+            log.warning("kafka_bus.spooled_in_flight", records=overdue)
+
     def _enter_spooling(self, reason: str) -> None:
         if self.mode != "spooling":
             log.warning("kafka_bus.spooling", reason=reason)
@@ -360,19 +448,65 @@ class KafkaBus:
 
     # -------------------------------------------------------------- spooling
 
-    def _spool_items(self, items: Iterable[tuple[str, str, BaseModel, float]]) -> None:
+    def _spool_items(self, items: deque[Item], round_: _Round) -> None:
         for topic, key, record, _ in items:
             self.spool.append(topic, key.encode(), serialize(record))
-            self.counters.spooled += 1
+        self.counters.spooled += len(items)
+        self._unsynced[round_] = self._unsynced.get(round_, 0) + len(items)
 
     def _spool_entries(self, topic: str, entries: list[Entry]) -> None:
-        for key, value, _ in entries:
+        for key, value, _, round_ in entries:
             self.spool.append(topic, key or b"", value)
+            self._unsynced[round_] = self._unsynced.get(round_, 0) + 1
         self.counters.spooled += len(entries)
 
     def _spool_pending(self) -> None:
         items, self._pending = self._pending, deque()
-        self._spool_items(items)
+        if items:
+            self._spool_items(items, self._take(len(items)))
+
+    # ------------------------------------------------------------ durability
+
+    def _take(self, count: int) -> _Round:
+        """The next ``count`` publishes leave the queue together."""
+        self._taken += count
+        round_ = _Round(end=self._taken, left=count)
+        self._rounds.append(round_)
+        return round_
+
+    def _settle(self, round_: _Round, count: int) -> None:
+        """``count`` records of the round are durable; wake who waited for them."""
+        round_.left -= count
+        while self._rounds and self._rounds[0].left <= 0:
+            self._durable = self._rounds.popleft().end
+        self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        durable = self._published if self.spool.closed else self._durable
+        while self._waiters and self._waiters[0][0] <= durable:
+            _, future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+
+    def _sync_spool(self) -> None:
+        """Sync the spool (one fsync for every record appended so far) and settle them."""
+        if self.spool.closed:
+            return
+        self.spool.sync()
+        self._synced_at = time.monotonic()
+        unsynced, self._unsynced = self._unsynced, {}
+        for round_, count in unsynced.items():
+            self._settle(round_, count)
+
+    def _maybe_sync(self) -> None:
+        """Once per pump round: at once when someone waits on spooled records (group
+        commit), else on the spool's fsync interval, so a quiet tail gets synced too."""
+        if self._unsynced:
+            waited = bool(self._waiters)
+            if waited or time.monotonic() - self._synced_at >= self.spool.fsync_interval:
+                self._sync_spool()
+        else:
+            self.spool.maybe_sync()
 
     async def _replayer(self) -> None:
         """While spooling: deliver the spool in order, then go back to direct shipping.
@@ -393,12 +527,15 @@ class KafkaBus:
                 continue
             await self._dispatch()
             if chunk is None:
+                if self._doubtful:
+                    await self._await_doubtful()
+                    continue
                 records, end = self.spool.read(self.settings.replay_chunk)
                 if not records:
                     self.mode = "direct"
                     log.info("kafka_bus.direct", replayed=self.counters.replayed)
                     continue
-                chunk = (records, end, list(range(len(records))))
+                chunk = (records, end, self._not_landed(records))
             records, end, remaining = chunk
             failed = await self._deliver(records, remaining)
             if not failed:
@@ -414,6 +551,36 @@ class KafkaBus:
                 await self._restart_producer()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.settings.max_backoff_s)
+
+    async def _await_doubtful(self) -> None:
+        """Spooled batches still in flight: a replay now could write them twice, so it waits
+        for their outcome. A client that never gives one (past ``request_timeout_ms``) is
+        replaced, and their records are replayed (at least once, as after a crash)."""
+        started = min(
+            (self._inflight[f][0] for f in self._doubtful if f in self._inflight),
+            default=0.0,
+        )
+        if time.monotonic() - started < self.settings.request_timeout_ms / 1000:
+            await asyncio.sleep(0.02)
+            return
+        log.warning("kafka_bus.spooled_batches_unresolved", batches=len(self._doubtful))
+        for future in self._doubtful:
+            self._inflight.pop(future, None)
+        self._doubtful.clear()
+        await self._restart_producer()
+
+    def _not_landed(self, records: list[SpoolRecord]) -> list[int]:
+        """Indices of spooled records to deliver: not those a late ack already landed."""
+        indices = []
+        for index, record in enumerate(records):
+            landed = (record.topic, record.key, record.value)
+            if self._landed_twice[landed] > 0:
+                self._landed_twice[landed] -= 1
+                if not self._landed_twice[landed]:
+                    del self._landed_twice[landed]
+                continue
+            indices.append(index)
+        return indices
 
     async def _restart_producer(self) -> None:
         """A client that keeps failing (e.g. its idempotence state broke) is replaced."""

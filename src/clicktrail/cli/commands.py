@@ -315,9 +315,17 @@ def worker(args: argparse.Namespace) -> int:
 
     from clicktrail.bus.admin import check_partitions, create_topics
     from clicktrail.bus.topics import ALL_TOPICS
-    from clicktrail.runtime.faust_app import FaustRuntime, WorkerSettings, default_table_store
+    from clicktrail.runtime.faust_app import (
+        FaustRuntime,
+        WorkerSettings,
+        default_table_store,
+        instance_id,
+    )
     from clicktrail.sinks.clickhouse import ClickHouseSink
 
+    member = {"auto": None, "none": None}.get(args.instance_id, args.instance_id)
+    if args.instance_id == "auto":
+        member = instance_id(args.data_dir)
     try:
         settings = WorkerSettings(
             bootstrap=args.broker,
@@ -327,6 +335,7 @@ def worker(args: argparse.Namespace) -> int:
             table_store=args.table_store or default_table_store(),
             tick_seconds=args.tick_seconds,
             session_timeout=args.session_timeout,
+            instance_id=member,
             metrics_host=args.metrics_host,
             metrics_port=args.metrics_port,
         )
@@ -348,7 +357,8 @@ def worker(args: argparse.Namespace) -> int:
         raise StoreError(f"Kafka at {args.broker} is not reachable: {error}") from None
     print(
         f"clicktrail worker {args.app_id} on {args.broker} ({args.partitions} partitions), "
-        f"store {store.dsn}, tables {settings.table_store}"
+        f"store {store.dsn}, tables {settings.table_store}, "
+        f"member {settings.instance_id or '(dynamic)'}"
         + (
             f", metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics"
             if settings.metrics_port is not None

@@ -134,6 +134,15 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds without heartbeats before a dead worker's partitions go to the others "
         "(6-300, default: %(default)s)",
     )
+    parser.add_argument(
+        "--instance-id",
+        default="auto",
+        metavar="ID|auto|none",
+        help="static group membership: a worker restarted with the same id gets its "
+        "partitions back at once, without a rebalance. auto (default): an id kept in "
+        "<data-dir>/instance-id, so it follows the worker's state; none: dynamic "
+        "membership (a clean stop hands the partitions over at once)",
+    )
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:

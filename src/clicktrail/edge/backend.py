@@ -142,6 +142,10 @@ class KafkaBackend(BusBackend):
     async def stop(self) -> None:
         await self.bus.close()
 
+    async def durable(self) -> None:
+        """Everything submitted before the call is acked by Kafka or synced to the spool."""
+        await self.bus.durable()
+
     async def ready(self) -> tuple[bool, str]:
         if await self.bus.reachable():
             return True, "ready"

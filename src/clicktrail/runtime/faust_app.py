@@ -17,8 +17,10 @@ message would write twice. Scale out with partitions and worker processes.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -98,6 +100,11 @@ class WorkerSettings:
     session_timeout: float = 45.0
     """Seconds without heartbeats before the group gives a dead worker's partitions to the
     others: how long a killed worker's partitions wait (Kafka's own default since 3.0)."""
+    instance_id: str | None = None
+    """Static group membership (``group.instance.id``, KIP-345): a worker restarted under
+    the same id takes its partitions back at once, without a rebalance, instead of waiting
+    out its dead self's session. None: dynamic membership (a clean stop leaves the group,
+    a killed worker's partitions wait ``session_timeout``)."""
 
     def __post_init__(self) -> None:
         if self.partitions < 1 or self.batch_size < 1 or self.batch_seconds <= 0:
@@ -106,6 +113,36 @@ class WorkerSettings:
             raise ValueError("session_timeout must be between 6 and 300 seconds")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError("metrics_port must be between 0 and 65535")
+        if self.instance_id is not None and not INSTANCE_ID.fullmatch(self.instance_id):
+            raise ValueError("instance_id: 1-200 letters, digits, '.', '_' or '-'")
+
+
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
+INSTANCE_FILE = "instance-id"
+"""In the data directory: the worker's static group membership id, made once."""
+
+
+def instance_id(data_dir: str | Path) -> str:
+    """The static membership id of the worker that owns ``data_dir``, made on first use.
+
+    Identity follows the state: a worker restarted on its data directory (its RocksDB
+    tables, its model checkpoint) is the same group member and gets its partitions back
+    without a rebalance. Two workers must never share a data directory, nor a copy of
+    one, or the broker fences one of them (it stops with ``FencedInstanceIdError``)."""
+    path = Path(data_dir) / INSTANCE_FILE
+    try:
+        found = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        found = ""
+    if INSTANCE_ID.fullmatch(found):
+        return found
+    made = f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
+    made = re.sub(r"[^A-Za-z0-9._-]", "-", made)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(made + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return made
 
 
 CO_LOCATED = {"orphans": "pending"}
@@ -178,6 +215,7 @@ class FaustRuntime:
             table_key_index_size=10,
             broker_session_timeout=settings.session_timeout,
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+            consumer_group_instance_id=settings.instance_id,
         )
         self.tables = {
             name: self.app.Table(name, default=None, partitions=settings.partitions)
